@@ -1,0 +1,7 @@
+klass('PBD', create=True, destroy=True)
+field('uuid', 'string', RO_RUNTIME)
+field('host', 'host ref', RO_CONSTRUCTOR)
+field('SR', 'SR ref', RO_CONSTRUCTOR)
+field('device_config', '(string -> string) map', RO_CONSTRUCTOR, setter='generic', write_role='pool-operator')
+field('currently_attached', 'bool', RO_RUNTIME)
+field('other_config', '(string -> string) map', RW, default='{}', write_role='pool-operator')

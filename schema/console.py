@@ -1,0 +1,6 @@
+klass('console', create=True, destroy=True)
+field('uuid', 'string', RO_RUNTIME)
+field('protocol', 'enum console_protocol', RO_RUNTIME)
+field('location', 'string', RO_RUNTIME)
+field('VM', 'VM ref', RO_RUNTIME)
+field('other_config', '(string -> string) map', RW)

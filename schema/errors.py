@@ -1,0 +1,100 @@
+# XenAPI error codes: code, parameter names, and the line xe prints above the
+# parameters. Parameters are listed as the server raises them.
+error('HANDLE_INVALID', 'class', 'handle',
+      doc='The handle does not refer to an existing object. It may have been destroyed; list the objects again and retry.')
+error('UUID_INVALID', 'type', 'uuid',
+      doc='No object of this class has the given UUID.')
+error('SESSION_AUTHENTICATION_FAILED', 'username', 'message',
+      doc='The credentials given by the user are incorrect, so access has been denied.')
+error('SESSION_AUTHORIZATION_FAILED', 'username', 'message',
+      doc='The credentials are correct but the user may not log in.')
+error('SESSION_INVALID', 'handle',
+      doc='You gave an invalid session reference. It may have been invalidated by a logout or a 24-hour idle timeout; log in again.')
+error('SESSION_NOT_REGISTERED', 'handle',
+      doc='This session is not registered to receive events. Call event.register first.')
+error('MESSAGE_METHOD_UNKNOWN', 'method',
+      doc='You tried to call a method that does not exist.')
+error('MESSAGE_PARAMETER_COUNT_MISMATCH', 'method', 'expected', 'received',
+      doc='You tried to call a method with the incorrect number of parameters.')
+error('MESSAGE_REMOVED',
+      doc='This message has been removed from the API.')
+error('PERMISSION_DENIED', 'message',
+      doc='Caller not allowed to perform this operation.')
+error('RBAC_PERMISSION_DENIED', 'permission', 'message',
+      doc='The role of this session does not allow the operation.')
+error('INTERNAL_ERROR', 'message',
+      doc='The server failed to handle your request, due to an internal error. The log of the host has the details.')
+error('FIELD_TYPE_ERROR', 'field',
+      doc='The value given for this field or parameter has the wrong type.')
+error('INVALID_VALUE', 'field', 'value',
+      doc='The value given is invalid.')
+error('VALUE_NOT_SUPPORTED', 'field', 'value', 'reason',
+      doc='The value given is not supported.')
+error('MAP_DUPLICATE_KEY', 'type', 'param_name', 'uuid', 'key',
+      doc='The key is already in the map; remove it first to change its value.')
+error('OPERATION_NOT_ALLOWED', 'reason',
+      doc='This operation is not allowed.')
+error('OPERATION_BLOCKED', 'ref', 'code',
+      doc='The operation is blocked on this object (blocked_operations).')
+error('OTHER_OPERATION_IN_PROGRESS', 'class', 'object', 'operation_type', 'operation_ref',
+      doc='Another operation involving the object is currently in progress; retry when it has finished.')
+error('NOT_IMPLEMENTED', 'function',
+      doc='The function is not implemented.')
+error('TASK_CANCELLED', 'task',
+      doc='The request was cancelled.')
+error('TOO_MANY_PENDING_TASKS',
+      doc='Too many tasks are pending; wait for some to finish.')
+error('EVENTS_LOST',
+      doc='Some events have been lost from the queue and cannot be retrieved.')
+error('EVENT_SUBSCRIPTION_PARSE_FAILURE', 'subscription',
+      doc='The subscription could not be parsed: use "*", a class name, or "<class>/<ref>".')
+error('EVENT_FROM_TOKEN_PARSE_FAILURE', 'token',
+      doc='The event.from token could not be parsed: pass "" or a token returned by event.from.')
+error('HOST_IS_SLAVE', 'master',
+      doc='This host is a pool member; send the request to the pool master.')
+error('VM_BAD_POWER_STATE', 'vm', 'expected', 'actual',
+      doc='You attempted an operation on a VM that was not in an appropriate power state at the time; for example, you attempted to start a VM that was already running. The parameters returned are the VM\'s handle, and the expected and actual VM state at the time of the call.')
+error('VM_IS_TEMPLATE', 'vm', 'operation',
+      doc='The operation attempted is not valid for a template VM.')
+error('VM_IS_SNAPSHOT', 'vm', 'operation',
+      doc='The operation attempted is not valid for a snapshot.')
+error('VM_CANNOT_DELETE_DEFAULT_TEMPLATE', 'vm',
+      doc='You cannot delete the built-in templates.')
+error('VM_BIOS_STRINGS_ALREADY_SET',
+      doc='The BIOS strings for this VM have already been set and cannot be changed.')
+error('MEMORY_CONSTRAINT_VIOLATION', 'constraint',
+      doc='The dynamic memory range does not satisfy the following constraint.')
+error('MEMORY_CONSTRAINT_VIOLATION_ORDER',
+      doc='The memory limits must satisfy: static_min <= dynamic_min <= dynamic_max <= static_max.')
+error('VCPU_MAX_NOT_CORES_PER_SOCKET_MULTIPLE', 'vcpu_max', 'cores_per_socket',
+      doc='VCPUs-max must be a multiple of platform:cores-per-socket.')
+error('VM_NO_VCPUS', 'vm',
+      doc='You need at least 1 VCPU to start a VM.')
+error('VM_TOO_MANY_VCPUS', 'vm',
+      doc='Too many VCPUs to start this VM.')
+error('DEFAULT_SR_NOT_FOUND', 'sr',
+      doc='The default SR reference does not point to a valid SR.')
+error('SR_FULL', 'requested', 'maximum',
+      doc='The SR is full. Requested new size exceeds the maximum size.')
+error('VDI_IN_USE', 'vdi', 'operation',
+      doc='This operation cannot be performed because this VDI is in use by some other operation.')
+error('VBD_CDS_MUST_BE_READONLY',
+      doc='Read/write CDs are not supported.')
+error('VBD_NOT_REMOVABLE_MEDIA', 'vbd',
+      doc='Media could not be ejected because it is not removable.')
+error('VM_DUPLICATE_VBD_DEVICE', 'vm', 'vbd', 'device',
+      doc='The specified VM has a duplicate VBD device and cannot be started.')
+error('INVALID_DEVICE', 'device',
+      doc='The device name is invalid.')
+error('DEVICE_ALREADY_EXISTS', 'device',
+      doc='A device with the name given already exists on the selected VM.')
+error('MAC_INVALID', 'MAC',
+      doc='The MAC address specified is not valid.')
+error('NETWORK_CONTAINS_VIF', 'vifs',
+      doc='The network contains active VIFs and cannot be deleted.')
+error('NETWORK_CONTAINS_PIF', 'pifs',
+      doc='The network contains active PIFs and cannot be deleted.')
+error('SR_HAS_PBD', 'sr',
+      doc='The SR is still connected to a host via a PBD. It cannot be destroyed or forgotten.')
+error('SR_NOT_EMPTY',
+      doc='The SR operation cannot be performed because the SR is not empty.')

@@ -1,0 +1,7 @@
+klass('host_metrics', create=False, destroy=False)
+field('uuid', 'string', RO_RUNTIME)
+field('memory_total', 'int', RO_RUNTIME)
+field('memory_free', 'int', RO_RUNTIME, default='0')
+field('live', 'bool', RO_RUNTIME)
+field('last_updated', 'datetime', RO_RUNTIME)
+field('other_config', '(string -> string) map', RW, default='{}', write_role='pool-operator')

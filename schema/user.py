@@ -1,0 +1,5 @@
+klass('user', create=True, destroy=True)
+field('uuid', 'string', RO_RUNTIME)
+field('short_name', 'string', RO_CONSTRUCTOR)
+field('fullname', 'string', RW, write_role='pool-admin')
+field('other_config', '(string -> string) map', RW, default='{}', write_role='pool-admin')

@@ -1,0 +1,67 @@
+/*
+ * The semantics layer: one file per XenAPI class (vm.c, vdi.c, sr.c, ...)
+ * implements the messages declared in schema/ (ops-gen.h lists their
+ * prototypes). An ops function gets an OpsCtx that says who is calling and,
+ * for asynchronous calls, which task reports its progress. It reads and
+ * writes the database and drives the subsystems below (storage, vmm, net);
+ * it never sees HTTP or the wire encoding.
+ *
+ * Adding a XenAPI message:
+ *   1. declare it in schema/<Class>.py (parameters, result, role);
+ *   2. implement ops_<class>_<message>() in src/ops/<class>.c;
+ *   3. if it touches VMs, make it work on the simulated VMM too;
+ *   4. add a unit test, a wire fixture, an xe golden output and an
+ *      integration case.
+ */
+#ifndef HX_OPS_OPS_H
+#define HX_OPS_OPS_H
+
+#include <stdbool.h>
+
+#include "db/db.h"
+#include "ops-gen.h"
+
+typedef struct HxEnv {
+    Db *db;
+    char *state_dir;
+    char *run_dir;
+    char *host_ref; /* this host */
+    char *pool_ref;
+    char *accel;    /* "kvm" or "tcg" */
+    char *hostname;
+} HxEnv;
+
+struct OpsCtx {
+    HxEnv *env;
+    Db *db;
+    const char *session;
+    const char *task; /* NULL for synchronous calls */
+    XsRole role;
+    const char *user;
+    /* Opaque to ops: the API layer's own state for this call. */
+    void *api;
+    const void *peer;
+};
+
+/* Reports progress (0..1) on the call's task, if any; rate-limited. */
+void ops_progress(OpsCtx *ctx, double fraction);
+/* True once someone asked to cancel the call's task. */
+bool ops_cancelled(OpsCtx *ctx);
+
+/* UUID of any object, for error parameters; "" if unknown. Caller frees. */
+char *ops_uuid_of(OpsCtx *ctx, const char *ref);
+
+#endif
+
+/*
+ * Creates an object of cls from a XenAPI create record (constructor and
+ * read-write fields; fields without a datamodel default are required). The
+ * optional fixup runs inside the transaction before the commit and may
+ * refuse. Returns the new ref.
+ */
+typedef bool (*OpsCreateFixup)(OpsCtx *ctx, DbTxn *txn, DbObj *obj, XsError **errp);
+bool ops_create_from_record(OpsCtx *ctx, const XsClass *cls, const XsValue *args,
+                            OpsCreateFixup fixup, char **ret, XsError **errp);
+
+/* "halted", "running", ... as VM_BAD_POWER_STATE reports power states. */
+const char *ops_power_state_lower(int state);
