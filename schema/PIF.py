@@ -15,3 +15,10 @@ field('gateway', 'string', RO_RUNTIME, default='""')
 field('DNS', 'string', RO_RUNTIME, default='""')
 field('management', 'bool', RO_RUNTIME, default='false')
 field('other_config', '(string -> string) map', RW, default='{}', write_role='pool-operator')
+
+cli('uuid', 'device', 'MAC', 'physical', 'currently-attached', 'MTU', 'VLAN', 'management',
+    'network-uuid=network.uuid', 'network-name-label=network.name_label',
+    'host-uuid=host.uuid', 'host-name-label=host.name_label',
+    'IP-configuration-mode=ip_configuration_mode', 'IP', 'netmask', 'gateway', 'DNS',
+    'other-config')
+cli_view('pif', columns='uuid,device,MAC,currently-attached,VLAN,network-uuid')

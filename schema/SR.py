@@ -15,3 +15,8 @@ field('shared', 'bool', RO_RUNTIME, setter='generic', write_role='pool-operator'
 field('other_config', '(string -> string) map', RW, write_role='pool-operator')
 field('tags', 'string set', RW, default='{}', write_role='vm-operator')
 field('sm_config', '(string -> string) map', RW, default='{}', write_role='pool-operator')
+
+cli('uuid', 'name-label', 'name-description', 'host=@sr_host', 'allowed-operations',
+    'current-operations', 'VDIs', 'PBDs', 'virtual-allocation', 'physical-utilisation',
+    'physical-size!r', 'type', 'content-type', 'shared', 'other-config', 'sm-config!r', 'tags')
+cli_view('sr', columns='uuid,name-label,name-description,host,type,content-type')

@@ -20,3 +20,10 @@ field('runtime_properties', '(string -> string) map', RO_RUNTIME)
 field('qos_algorithm_type', 'string', RW)
 field('qos_algorithm_params', '(string -> string) map', RW)
 field('qos_supported_algorithms', 'string set', RO_RUNTIME)
+
+cli('uuid', 'vm-uuid=VM.uuid', 'vm-name-label=VM.name_label', 'vdi-uuid=VDI.uuid',
+    'vdi-name-label=VDI.name_label', 'allowed-operations', 'current-operations', 'empty',
+    'device', 'userdevice', 'bootable', 'mode', 'type', 'unpluggable', 'currently-attached',
+    'storage-lock', 'status-code', 'status-detail', 'qos_algorithm_type',
+    'qos_algorithm_params', 'qos_supported_algorithms', 'other-config')
+cli_view('vbd', columns='uuid,vm-uuid,vm-name-label,vdi-uuid,empty,device')

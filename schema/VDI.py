@@ -27,3 +27,11 @@ field('tags', 'string set', RW, default='{}', write_role='vm-operator')
 field('allow_caching', 'bool', RO_RUNTIME, default='false', setter='generic', write_role='vm-admin')
 field('on_boot', 'enum on_boot', RO_RUNTIME, default='persist', setter='generic', write_role='vm-admin')
 field('is_tools_iso', 'bool', RO_RUNTIME, default='false')
+
+cli('uuid', 'name-label', 'name-description', 'is-a-snapshot', 'snapshot-of', 'snapshots!p',
+    'snapshot-time', 'allowed-operations', 'current-operations', 'sr-uuid=SR.uuid',
+    'sr-name-label=SR.name_label', 'vbd-uuids=VBDs', 'virtual-size', 'physical-utilisation',
+    'location', 'type', 'sharable!r', 'read-only!r', 'storage-lock', 'managed', 'parent!d',
+    'missing', 'is-tools-iso', 'other-config', 'xenstore-data!r', 'sm-config!r', 'on-boot',
+    'allow-caching', 'tags')
+cli_view('vdi', columns='uuid,name-label,name-description,sr-uuid,virtual-size,sharable,read-only')

@@ -89,3 +89,38 @@ message('get_allowed_VBD_devices', 'string set', ('VM ref', 'vm'), role='read-on
         async_=False)
 message('get_allowed_VIF_devices', 'string set', ('VM ref', 'vm'), role='read-only',
         async_=False)
+
+cli('uuid', 'name-label', 'name-description', 'user-version', 'is-a-template',
+    'is-default-template', 'is-a-snapshot', 'snapshot-of', 'snapshots!p', 'snapshot-time',
+    'transportable-snapshot-id!h', 'snapshot-info!p', 'parent', 'children!p', 'is-control-domain',
+    'power-state', 'memory-actual=metrics.memory_actual', 'memory-target!e', 'memory-overhead',
+    'memory-static-max', 'memory-dynamic-max', 'memory-dynamic-min', 'memory-static-min',
+    'suspend-VDI-uuid=suspend_VDI', 'suspend-SR-uuid=suspend_SR', 'VCPUs-params', 'VCPUs-max',
+    'VCPUs-at-startup', 'actions-after-shutdown', 'actions-after-softreboot',
+    'actions-after-reboot', 'actions-after-crash', 'console-uuids=consoles', 'hvm=@vm_hvm',
+    'nomigrate=metrics.nomigrate!h', 'nested-virt=metrics.nested_virt!h', 'platform',
+    'allowed-operations', 'current-operations', 'blocked-operations',
+    'allowed-VBD-devices=@vm_allowed_vbd_devices!eS', 'allowed-VIF-devices=@vm_allowed_vif_devices!eS',
+    'possible-hosts=@vm_possible_hosts!e', 'domain-type', 'current-domain-type=metrics.current_domain_type',
+    'HVM-boot-policy', 'HVM-boot-params', 'HVM-shadow-multiplier', 'NVRAM!h', 'PV-kernel',
+    'PV-ramdisk', 'PV-args', 'PV-legacy-args', 'PV-bootloader', 'PV-bootloader-args',
+    'last-boot-CPU-flags!p', 'last-boot-record=last_booted_record!e', 'resident-on', 'affinity',
+    'other-config', 'dom-id=domid', 'recommendations!r', 'xenstore-data', 'ha-always-run!d',
+    'ha-restart-priority', 'start-time=metrics.start_time', 'install-time=metrics.install_time',
+    'VCPUs-number=metrics.VCPUs_number', 'VCPUs-utilisation=metrics.VCPUs_utilisation!e',
+    'os-version=guest_metrics.os_version', 'PV-drivers-version=guest_metrics.PV_drivers_version',
+    'PV-drivers-up-to-date=guest_metrics.PV_drivers_up_to_date!d',
+    'memory=guest_metrics.memory', 'disks=guest_metrics.disks', 'VBDs',
+    'networks=guest_metrics.networks', 'PV-drivers-detected=guest_metrics.PV_drivers_detected',
+    'other=guest_metrics.other', 'live=guest_metrics.live',
+    'guest-metrics-last-updated=guest_metrics.last_updated',
+    'can-use-hotplug-vbd=guest_metrics.can_use_hotplug_vbd',
+    'can-use-hotplug-vif=guest_metrics.can_use_hotplug_vif', 'tags', 'appliance',
+    'is-vmss-snapshot', 'start-delay', 'shutdown-delay', 'order', 'version', 'generation-id',
+    'hardware-platform-version!r', 'has-vendor-device', 'requires-reboot', 'reference-label',
+    'bios-strings!r')
+cli_view('vm', filters='is-a-template=false', columns='uuid,name-label,power-state')
+cli_view('template', filters='is-a-template=true,is-a-snapshot=false',
+         columns='uuid,name-label,name-description')
+cli_view('snapshot', filters='is-a-snapshot=true',
+         columns='uuid,name-label,name-description,is-vmss-snapshot')

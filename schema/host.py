@@ -35,3 +35,14 @@ field('chipset_info', '(string -> string) map', RO_RUNTIME, default='{}')
 field('guest_VCPUs_params', '(string -> string) map', RW, default='{}', write_role='pool-operator')
 field('virtual_hardware_platform_versions', 'int set', RO_RUNTIME, default='{0}')
 field('control_domain', 'VM ref', RO_RUNTIME, default='OpaqueRef:NULL')
+
+cli('uuid', 'name-label', 'name-description', 'allowed-operations', 'current-operations',
+    'enabled', 'API-version-major', 'API-version-minor', 'API-version-vendor',
+    'API-version-vendor-implementation', 'logging', 'suspend-image-sr-uuid=suspend_image_sr',
+    'crash-dump-sr-uuid=crash_dump_sr', 'software-version', 'capabilities', 'other-config',
+    'cpu_info', 'chipset-info', 'hostname!r', 'address!r', 'supported-bootloaders',
+    'memory-overhead', 'memory-total=metrics.memory_total', 'memory-free=metrics.memory_free',
+    'memory-free-computed=@host_memory_free_computed!e', 'host-metrics-live=metrics.live',
+    'edition', 'tags', 'guest_VCPUs_params', 'virtual-hardware-platform-versions',
+    'control-domain-uuid=control_domain', 'resident-vms=resident_VMs')
+cli_view('host', columns='uuid,name-label,name-description')

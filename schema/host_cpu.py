@@ -12,3 +12,7 @@ field('flags', 'string', RO_RUNTIME)
 field('features', 'string', RO_RUNTIME)
 field('utilisation', 'float', RO_RUNTIME)
 field('other_config', '(string -> string) map', RW, default='{}', write_role='pool-operator')
+
+cli('uuid', 'host-uuid=host.uuid', 'number', 'vendor', 'speed', 'model', 'family', 'modelname',
+    'stepping', 'flags', 'utilisation!e')
+cli_view('host-cpu', columns='uuid,number,vendor,speed,modelname')

@@ -14,3 +14,6 @@ message('get_since', '(message ref -> message record) map', ('datetime', 'since'
         role='read-only', async_=False)
 message('get', '(message ref -> message record) map', ('enum cls', 'cls'), ('string', 'obj_uuid'),
         ('datetime', 'since'), role='read-only', async_=False)
+
+cli('uuid', 'name', 'priority', 'class=cls', 'obj-uuid', 'timestamp', 'body')
+cli_view('message')

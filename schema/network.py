@@ -14,3 +14,7 @@ field('tags', 'string set', RW, default='{}', write_role='vm-operator')
 field('default_locking_mode', 'enum network_default_locking_mode', RO_RUNTIME, default='unlocked', setter='generic', write_role='pool-operator')
 field('assigned_ips', '(VIF ref -> string) map', RO_RUNTIME, default='{}')
 field('purpose', 'enum network_purpose set', RO_RUNTIME, default='{}', setter='generic', write_role='pool-operator')
+
+cli('uuid', 'name-label', 'name-description', 'VIF-uuids=VIFs', 'PIF-uuids=PIFs', 'MTU',
+    'bridge', 'managed', 'other-config', 'tags', 'default-locking-mode', 'purpose')
+cli_view('network', columns='uuid,name-label,name-description,bridge')

@@ -23,3 +23,11 @@ field('current_operations', '(string -> enum pool_allowed_operations) map', RO_R
 field('cpu_info', '(string -> string) map', RO_RUNTIME, default='{}')
 field('policy_no_vendor_device', 'bool', RW, default='false', write_role='pool-operator')
 field('live_patching_disabled', 'bool', RW, default='false', write_role='pool-operator')
+
+cli('uuid', 'name-label', 'name-description', 'master', 'default-SR', 'crash-dump-SR',
+    'suspend-image-SR', 'supported-sr-types=@pool_supported_sr_types!e', 'other-config',
+    'allowed-operations', 'current-operations', 'ha-enabled', 'ha-configuration!p',
+    'ha-statefiles!p', 'ha-host-failures-to-tolerate', 'ha-plan-exists-for',
+    'ha-allow-overcommit', 'ha-overcommitted', 'gui-config', 'restrictions!p', 'tags',
+    'ha-cluster-stack', 'cpu_info', 'policy-no-vendor-device', 'live-patching-disabled')
+cli_view('pool', columns='uuid,name-label,name-description,master,default-SR')

@@ -25,3 +25,8 @@ message('set_status', 'void', ('task ref', 'self'), ('enum task_status_type', 'v
         role='read-only', async_=False, layer='api')
 message('set_progress', 'void', ('task ref', 'self'), ('float', 'value'),
         role='read-only', async_=False, layer='api')
+
+cli('uuid', 'name-label', 'name-description', 'subtask_of', 'subtasks!p', 'resident-on',
+    'status', 'progress', 'type', 'result', 'created', 'finished', 'error_info!p',
+    'allowed_operations!p', 'current_operations!p', 'other-config')
+cli_view('task', columns='uuid,name-label,name-description,status,progress')

@@ -163,7 +163,8 @@ def cli(*specs):
     'cli-name=source[!flags]' where source is a field, a ref field followed by
     '.field' of the referenced object, or '@name' for a value the CLI computes;
     flags: h hidden, e expensive, d deprecated, M/S for computed maps/sets,
-    w writable computed field."""
+    w writable computed field, r read-only in xe although the API can set it,
+    p tagged as a plain field although it is a set or map (as xe does)."""
     CUR[0].cli_fields.extend(specs)
 
 
@@ -434,7 +435,8 @@ def gen(out_dir):
                 flags = []
                 for ch, fl in (("h", "XS_CLI_HIDDEN"), ("e", "XS_CLI_EXPENSIVE"),
                                ("d", "XS_CLI_DEPRECATED"), ("M", "XS_CLI_MAP"),
-                               ("S", "XS_CLI_SET"), ("w", "XS_CLI_WRITABLE")):
+                               ("S", "XS_CLI_SET"), ("w", "XS_CLI_WRITABLE"),
+                               ("r", "XS_CLI_READONLY"), ("p", "XS_CLI_PLAIN")):
                     if ch in p["flags"]:
                         flags.append(fl)
                 w("    {%s, %d, %s, %d, %s, %s}," % (

@@ -111,7 +111,7 @@ static bool find_implicit(const XsClass *cls, const char *name, Implicit *im)
         return true;
     }
     if (strcmp(name, "get_all_where") == 0 || strcmp(name, "get_all_records_where") == 0) {
-        im->kind = name[7] == 'w' ? IM_GET_ALL_WHERE : IM_GET_ALL_RECORDS_WHERE;
+        im->kind = strcmp(name, "get_all_where") == 0 ? IM_GET_ALL_WHERE : IM_GET_ALL_RECORDS_WHERE;
         im->nargs = 1;
         ARG(0, &t_string, "expr");
         return true;
@@ -188,7 +188,8 @@ static bool find_implicit(const XsClass *cls, const char *name, Implicit *im)
                 return false;
             im->role = f->write_role;
             im->nargs = k == IM_ADD_TO_MAP ? 3 : 2;
-            ARG(1, f->type->key, "key");
+            /* map keys travel as strings whatever their type */
+            ARG(1, &t_string, "key");
             if (k == IM_ADD_TO_MAP)
                 ARG(2, f->type->elem, "value");
             return true;
@@ -206,18 +207,6 @@ static bool find_implicit(const XsClass *cls, const char *name, Implicit *im)
     }
 #undef ARG
     return false;
-}
-
-/* Map keys of non-string types are strings on the wire but checked. */
-static XsValue *coerce_arg(const XsType *t, const XsValue *v, const char *name, XsError **errp)
-{
-    if (t->kind == XS_T_INT && v->kind == XV_STRING) {
-        char *end;
-        strtoll(v->s, &end, 10);
-        if (*v->s && !*end)
-            return xv_copy(v);
-    }
-    return xs_value_coerce(t, v, name, errp);
 }
 
 typedef struct WhereCtx {
@@ -613,7 +602,7 @@ bool api_call(Api *api, const ApiPeer *peer, const char *method, XsValue *params
     for (size_t i = 0; i < p.nargs && ok; i++) {
         const XsType *t = plan_arg_type(&p, i);
         if (i < received) {
-            args[i] = coerce_arg(t, &params->items[first + i], plan_arg_name(&p, i), errp);
+            args[i] = xs_value_coerce(t, &params->items[first + i], plan_arg_name(&p, i), errp);
             ok = args[i] != NULL;
         } else {
             args[i] = xs_default_value(t, p.msg->params[i].default_literal);

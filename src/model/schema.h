@@ -90,6 +90,8 @@ enum {
     XS_CLI_MAP = 1 << 3,
     XS_CLI_SET = 1 << 4,
     XS_CLI_WRITABLE = 1 << 5,
+    XS_CLI_READONLY = 1 << 6, /* xe cannot set it, although the API can */
+    XS_CLI_PLAIN = 1 << 7,    /* tagged ( RO) although it is a set or map */
 };
 
 /* One line of an xe record: a field, a field of a referenced object, or a

@@ -478,7 +478,8 @@ bool ops_vm_destroy(OpsCtx *ctx, const char *self, XsError **errp)
     }
     if (db_bool(vm, F_VM_IS_CONTROL_DOMAIN)) {
         db_abort(txn);
-        xs_err_operation_not_allowed(errp, "The control domain cannot be destroyed.");
+        xs_err_permission_denied(errp, "The control domain stands for the host itself and "
+                                       "cannot be destroyed.");
         return false;
     }
     if (!ops_vm_require_power_state(
@@ -506,7 +507,8 @@ bool ops_vm_after_set(OpsCtx *ctx, DbTxn *txn, DbObj *vm, int field, XsError **e
         return true;
     case F_VM_NAME_LABEL:
         if (db_bool(vm, F_VM_IS_CONTROL_DOMAIN)) {
-            xs_err_operation_not_allowed(errp, "The control domain cannot be renamed.");
+            xs_err_permission_denied(errp, "The control domain is named after its host and "
+                                           "cannot be renamed.");
             return false;
         }
         return true;

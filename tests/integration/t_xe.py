@@ -1,0 +1,2 @@
+#!/usr/bin/env python3
+"""xe placeholder (replaced below)."""
