@@ -280,12 +280,12 @@ def all_messages():
 
 
 def parse_cli_spec(k, spec):
+    flags = ""
+    if "!" in spec:
+        spec, flags = spec.split("!", 1)
     name, _, src = spec.partition("=")
     if not src:
         src = name.replace("-", "_")
-    flags = ""
-    if "!" in src:
-        src, flags = src.split("!", 1)
     fnames = {f.name: i for i, f in enumerate(k.fields)}
     out = {"name": name, "flags": flags, "field": -1, "target_class": None, "target_field": -1,
            "computed": None}

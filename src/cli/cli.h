@@ -101,6 +101,7 @@ XsValue *cli_call_async(Cli *cli, const char *method, XsValue *params, const cha
 /* The record of ref (class cls), fetched once and cached. */
 const XsValue *cli_record(Cli *cli, int cls, const char *ref);
 void cli_cache_invalidate(Cli *cli, int cls);
+void cli_cache_free(Cli *cli);
 /* The formatted value of a CLI field of a record, as xe prints it. */
 char *cli_field_value(Cli *cli, const XsClass *cls, const char *ref, const XsValue *record,
                       const XsCliField *cf);

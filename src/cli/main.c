@@ -187,6 +187,7 @@ int main(int argc, char **argv)
 {
     Settings s = {0};
     Cli cli = {0};
+    int rc = 1;
     cli.out = stdout;
     cli.interactive = isatty(STDERR_FILENO);
     read_rc(&s);
@@ -212,12 +213,13 @@ int main(int argc, char **argv)
             cli.command = "help";
         } else if (strcmp(a, "-version") == 0 || strcmp(a, "--version") == 0) {
             printf("xe (hyperxe) %s\n", HX_VERSION);
-            return 0;
+            rc = 0;
+            goto out;
         } else if (strncmp(a, "--", 2) == 0 && a[2]) {
             add_param(&cli, a + 2, "true");
         } else if (a[0] == '-' && a[1] && !strchr(a, '=')) {
             fprintf(stderr, "Unknown switch: %s\n", a);
-            return 1;
+            goto out;
         } else if (strchr(a, '=')) {
             const char *eq = strchr(a, '=');
             char *key = xstrndup(a, (size_t)(eq - a));
@@ -245,10 +247,10 @@ int main(int argc, char **argv)
     const CliCommand *cmd = find_command(cli.command);
     if (!cmd) {
         fprintf(stderr, "Unknown command: %s\nFor usage run: 'xe help'\n", cli.command);
-        return 1;
+        goto out;
     }
     if (!check_required(&cli, cmd))
-        return 1;
+        goto out;
 
     if (!(cmd->flags & CLI_CMD_NO_LOGIN)) {
         if (s.passwordfile) {
@@ -256,7 +258,7 @@ int main(int argc, char **argv)
             char line[512];
             if (!f) {
                 fprintf(stderr, "Cannot read the password file %s\n", s.passwordfile);
-                return 1;
+                goto out;
             }
             if (fgets(line, sizeof(line), f)) {
                 line[strcspn(line, "\r\n")] = '\0';
@@ -269,7 +271,7 @@ int main(int argc, char **argv)
             fclose(f);
         }
         XcTarget t = {0};
-        _cleanup_free_ char *sock = NULL;
+        char *sock = NULL;
         bool local = !s.server || (!s.port && (strcmp(s.server, "127.0.0.1") == 0 ||
                                                strcmp(s.server, "localhost") == 0));
         if (s.server && (s.server[0] == '/' || strncmp(s.server, "unix:", 5) == 0)) {
@@ -283,21 +285,37 @@ int main(int argc, char **argv)
             t.port = s.port ? atoi(s.port) : 0;
         }
         cli.conn = xc_new(&t);
+        free(sock);
         XsError *err = NULL;
         if (!xc_login(cli.conn, s.username ? s.username : "root",
                       s.password ? s.password : "", "cli", &err)) {
-            int rc = cli_error(&cli, err);
+            rc = cli_error(&cli, err);
             xs_error_free(err);
             xc_free(cli.conn);
-            return rc;
+            cli.conn = NULL;
+            goto out;
         }
     }
-    int rc = cmd->run(&cli, cmd);
+    rc = cmd->run(&cli, cmd);
     fflush(cli.out);
     if (cli.conn) {
         xc_logout(cli.conn);
         xc_free(cli.conn);
     }
+out:
+    cli_cache_free(&cli);
+    for (size_t i = 0; i < cli.nparams; i++) {
+        free(cli.params[i].key);
+        free(cli.params[i].value);
+    }
+    free(cli.params);
+    for (size_t i = 0; i < all_commands.n; i++) {
+        if (all_commands.items[i].cls) {
+            free((char *)all_commands.items[i].name);
+            free((char *)all_commands.items[i].help);
+        }
+    }
+    free(all_commands.items);
     free(s.server);
     free(s.port);
     free(s.username);

@@ -59,6 +59,17 @@ const XsValue *cli_record(Cli *cli, int cls, const char *ref)
     return hashmap_get(&cache(cli)->by_ref[cls], ref);
 }
 
+void cli_cache_free(Cli *cli)
+{
+    if (!cli->cache)
+        return;
+    for (int c = 0; c < XS_CLASS__MAX; c++)
+        cli_cache_invalidate(cli, c);
+    xv_free(cli->cache->extra);
+    free(cli->cache);
+    cli->cache = NULL;
+}
+
 void cli_cache_invalidate(Cli *cli, int cls)
 {
     struct CliCache *c = cache(cli);

@@ -60,9 +60,12 @@ char *xstrdup_or_null(const char *s)
 
 char *xstrndup(const char *s, size_t n)
 {
-    char *p = strndup(s, n);
-    if (!p)
-        oom(n);
+    /* s need not be NUL-terminated within n bytes */
+    const char *nul = memchr(s, '\0', n);
+    size_t len = nul ? (size_t)(nul - s) : n;
+    char *p = xmalloc(len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
     return p;
 }
 
