@@ -303,6 +303,11 @@ int main(int argc, char **argv)
         xc_free(cli.conn);
     }
 out:
+    if (!HX_FREE_AT_EXIT) {
+        /* The process ends here: leave the memory to the kernel. */
+        fflush(stdout);
+        return rc;
+    }
     cli_cache_free(&cli);
     for (size_t i = 0; i < cli.nparams; i++) {
         free(cli.params[i].key);

@@ -245,6 +245,17 @@ void xv_struct_set(XsValue *st, const char *key, XsValue *v)
     st->n++;
 }
 
+void xv_struct_append(XsValue *st, char *key, XsValue *v)
+{
+    grow(st, 2 * ((size_t)st->n + 1));
+    XsValue *k = &st->items[2 * st->n];
+    k->kind = XV_STRING;
+    k->s = key;
+    st->items[2 * st->n + 1] = *v;
+    free(v);
+    st->n++;
+}
+
 void xv_struct_set_string(XsValue *st, const char *key, const char *s)
 {
     xv_struct_set(st, key, xv_string(s));

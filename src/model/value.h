@@ -73,6 +73,8 @@ static inline XsValue *xv_array_get(const XsValue *arr, size_t i)
 /* Structs. set consumes v and replaces an existing key. */
 void xv_struct_set(XsValue *st, const char *key, XsValue *v);
 void xv_struct_set_string(XsValue *st, const char *key, const char *s);
+/* Appends without looking for an existing key; consumes key and v. */
+void xv_struct_append(XsValue *st, char *key, XsValue *v);
 const XsValue *xv_struct_get(const XsValue *st, const char *key);
 /* String value of key, or NULL if absent or not a string. */
 const char *xv_struct_get_string(const XsValue *st, const char *key);

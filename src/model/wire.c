@@ -1,11 +1,10 @@
 /*
  * XML-RPC and JSON encoding and decoding of XsValue. See wire.h. Parsing
- * uses libxml2 (no network, no entity expansion, no DTD) and json-c (with
- * a depth limit); writing is hand-rolled into a StrBuf for speed.
+ * XML-RPC uses libxml2 (no network, no entity expansion, no DTD); JSON is
+ * parsed by json.c; writing is hand-rolled into a StrBuf for speed.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <json-c/json.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <math.h>
@@ -213,68 +212,6 @@ void xv_to_json(StrBuf *sb, const XsValue *v)
     XvWriter w;
     xvw_init(&w, XV_FMT_JSON, sb);
     xvw_value(&w, v);
-}
-
-/* ---- JSON parsing ----------------------------------------------------- */
-
-static XsValue *from_json_object(json_object *o)
-{
-    switch (json_object_get_type(o)) {
-    case json_type_null:
-        return xv_null();
-    case json_type_boolean:
-        return xv_bool(json_object_get_boolean(o));
-    case json_type_double:
-        return xv_float(json_object_get_double(o));
-    case json_type_int:
-        return xv_int(json_object_get_int64(o));
-    case json_type_string:
-        return xv_string(json_object_get_string(o));
-    case json_type_array: {
-        XsValue *a = xv_array();
-        size_t n = json_object_array_length(o);
-        for (size_t i = 0; i < n; i++)
-            xv_array_push(a, from_json_object(json_object_array_get_idx(o, i)));
-        return a;
-    }
-    case json_type_object: {
-        XsValue *s = xv_struct();
-        json_object_object_foreach(o, key, val) xv_struct_set(s, key, from_json_object(val));
-        return s;
-    }
-    }
-    return xv_null();
-}
-
-XsValue *xv_from_json(const char *text, size_t len, char **err)
-{
-    json_tokener *tok = json_tokener_new_ex(XV_MAX_DEPTH);
-    json_object *o = json_tokener_parse_ex(tok, text, (int)len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    if (!o || jerr != json_tokener_success) {
-        if (err)
-            *err = xasprintf("JSON parse error: %s",
-                             jerr == json_tokener_continue ? "unexpected end of input"
-                                                           : json_tokener_error_desc(jerr));
-        json_object_put(o);
-        json_tokener_free(tok);
-        return NULL;
-    }
-    /* Trailing garbage after the value. */
-    size_t used = json_tokener_get_parse_end(tok);
-    for (; used < len; used++) {
-        if (text[used] != ' ' && text[used] != '\n' && text[used] != '\r' && text[used] != '\t') {
-            if (err)
-                *err = xstrdup("JSON parse error: trailing characters after the value");
-            json_object_put(o);
-            json_tokener_free(tok);
-            return NULL;
-        }
-    }
-    json_tokener_free(tok);
-    XsValue *v = from_json_object(o);
-    json_object_put(o);
-    return v;
 }
 
 /* ---- XML-RPC parsing -------------------------------------------------- */

@@ -20,6 +20,19 @@
 #define STREQ(a, b) (strcmp((a), (b)) == 0)
 #define STRPREFIX(s, p) (strncmp((s), (p), strlen(p)) == 0)
 
+/* Whether short-lived programs should free everything before exiting: only
+ * worth the time under a leak checker. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HX_FREE_AT_EXIT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HX_FREE_AT_EXIT 1
+#endif
+#endif
+#ifndef HX_FREE_AT_EXIT
+#define HX_FREE_AT_EXIT 0
+#endif
+
 #define KiB (1024ULL)
 #define MiB (1024ULL * 1024)
 #define GiB (1024ULL * 1024 * 1024)
