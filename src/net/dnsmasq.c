@@ -120,23 +120,19 @@ static bool net_dnsmasq_is_ours(pid_t pid, const char *conf)
     if (!rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X')
         return false;
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    _cleanup_free_ char *cmd = NULL;
-    {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return false;
-        char buf[8192];
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        if (n <= 0)
-            return false;
-        buf[n] = '\0';
-        cmd = xmemdup(buf, (size_t)n + 1);
-        /* argv strings are NUL-separated; look at each one. */
-        _cleanup_free_ char *want = xasprintf("--conf-file=%s", conf);
-        for (char *p = cmd; p < cmd + n; p += strlen(p) + 1)
-            if (strcmp(p, want) == 0)
-                return true;
-    }
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char cmd[8192];
+    ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
+    if (n <= 0)
+        return false;
+    cmd[n] = '\0';
+    /* argv strings are NUL-separated; look at each one. */
+    _cleanup_free_ char *want = xasprintf("--conf-file=%s", conf);
+    for (char *p = cmd; p < cmd + n; p += strlen(p) + 1)
+        if (strcmp(p, want) == 0)
+            return true;
     return false;
 }
 

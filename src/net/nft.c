@@ -89,7 +89,9 @@ int net_nft_network_add(const char *bridge, NetNftMode mode, const NetIpv4 *subn
 {
     if (!net_nft_name_ok(bridge) || mode < 0 || mode >= NET_NFT__MAX)
         return -EINVAL;
-    if (uplink && *uplink && !net_nft_name_ok(uplink))
+    /* The uplink only appears inside a quoted string. */
+    if (uplink && *uplink &&
+        (!net_link_name_valid(uplink) || strchr(uplink, '"') || strchr(uplink, '\\')))
         return -EINVAL;
     if (mode == NET_NFT_NAT && !subnet)
         return -EINVAL;

@@ -209,7 +209,7 @@ static void test_guest_dhcp_and_http(void **state)
             t_lease = now_s() - t0;
             break;
         }
-        _cleanup_strv_ char **drop = v;
+        strvfreep(&v);
         sleep_ms(200);
     }
     if (!ips) {

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -599,6 +600,30 @@ static void test_cap(void **state)
     net_cap_check(&cap);
     assert_true(cap.bridges);
     assert_string_equal(cap.reason, "");
+
+    /* Without CAP_NET_ADMIN (as nobody): no bridges, and a reason. */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        NetCap c;
+        if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+            setresuid(65534, 65534, 65534) < 0)
+            _exit(2);
+        net_cap_check(&c);
+        ssize_t HX_UNUSED w = write(p[1], &c, sizeof(c));
+        _exit(0);
+    }
+    close(p[1]);
+    NetCap c;
+    assert_int_equal(read(p[0], &c, sizeof(c)), sizeof(c));
+    close(p[0]);
+    int st;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    assert_false(c.bridges);
+    assert_non_null(strstr(c.reason, "CAP_NET_ADMIN"));
+    assert_non_null(strstr(c.reason, "user-mode networking"));
 }
 
 static int teardown(void **state)
