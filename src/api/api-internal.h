@@ -25,7 +25,6 @@ bool api_check_set_hook(OpsCtx *ctx, const XsClass *cls, DbTxn *txn, DbObj *obj,
 bool api_async_begin(Api *api);
 void api_async_done(Api *api);
 
-#endif
 
 #include <pthread.h>
 #include <time.h>
@@ -63,3 +62,5 @@ struct Api {
 };
 
 time_t api_now_mono(void);
+
+#endif

@@ -134,6 +134,15 @@ bool cli_select(Cli *cli, const XsClass *cls, const char *default_filters, bool 
                 CliSelection *sel);
 void cli_selection_release(CliSelection *sel);
 
+/* VM selectors (select.c): vm=<name or uuid> and VM fields as filters. */
+enum {
+    CLI_VMS_TEMPLATES = 1 << 0,   /* templates too */
+    CLI_VMS_SNAPSHOTS = 1 << 1,   /* snapshots too */
+    CLI_VMS_DOM0 = 1 << 2,        /* the control domain too */
+    CLI_VMS_MULTIPLE_OK = 1 << 3, /* several matches without --multiple */
+};
+bool cli_select_vms(Cli *cli, const CliCommand *cmd, unsigned flags, CliSelection *sel);
+
 /* ---- commands ---------------------------------------------------------------- */
 /* Each family file registers its commands. */
 typedef struct CliCommandList {

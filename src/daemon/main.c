@@ -23,7 +23,7 @@
 
 #include "api/api.h"
 #include "api/http.h"
-#include "api/rpc.h"
+#include "api/routes.h"
 #include "config.h"
 #include "daemon/daemon.h"
 #include "util/cleanup.h"
@@ -408,6 +408,11 @@ int main(int argc, char **argv)
         report_ready(&ready_fd, false);
         return 1;
     }
+    if (!ops_startup(&env, &err)) {
+        log_error("cannot start: %s", err && err->nparams ? err->params[0] : err ? err->code : "?");
+        report_ready(&ready_fd, false);
+        return 1;
+    }
     Api *api = api_new(&env);
     char *pw = initial_password(&o, &err);
     if (!pw || !api_auth_init(api, pw, &err)) {
@@ -430,9 +435,11 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    size_t nroutes;
+    const HttpRoute *routes = api_routes(&nroutes);
     HttpServerConfig cfg = {
-        .routes = rpc_routes,
-        .nroutes = rpc_nroutes,
+        .routes = routes,
+        .nroutes = nroutes,
         .connection_limit = 8192,
         .connection_timeout = 300,
         .user = api,
@@ -500,6 +507,7 @@ int main(int argc, char **argv)
     pthread_join(hk_thread, NULL);
     for (int i = 0; i < nservers; i++)
         http_server_stop(servers[i]);
+    ops_shutdown(&env);
     api_free(api);
     db_close(env.db);
     unlink(pidpath);

@@ -51,7 +51,6 @@ bool ops_cancelled(OpsCtx *ctx);
 /* UUID of any object, for error parameters; "" if unknown. Caller frees. */
 char *ops_uuid_of(OpsCtx *ctx, const char *ref);
 
-#endif
 
 /*
  * Creates an object of cls from a XenAPI create record (constructor and
@@ -65,3 +64,37 @@ bool ops_create_from_record(OpsCtx *ctx, const XsClass *cls, const XsValue *args
 
 /* "halted", "running", ... as VM_BAD_POWER_STATE reports power states. */
 const char *ops_power_state_lower(int state);
+
+/*
+ * Operations in progress (oplock.c). ops_op_begin refuses with
+ * OTHER_OPERATION_IN_PROGRESS when the object is busy, else records op in
+ * its current_operations under a token (the task, or a fresh ref) that
+ * ops_op_end removes. The _ref forms run their own transaction.
+ */
+bool ops_op_begin(OpsCtx *ctx, DbTxn *txn, DbObj *obj, const char *op, char **token,
+                  XsError **errp);
+bool ops_op_begin_ref(OpsCtx *ctx, int cls, const char *ref, const char *op, char **token,
+                      XsError **errp);
+void ops_op_end_txn(DbTxn *txn, DbObj *obj, const char *token);
+void ops_op_end(OpsCtx *ctx, int cls, const char *ref, const char *token);
+/* At start: nothing is running any more. */
+void ops_clear_stale_operations(Db *db);
+
+/* Recomputes obj's allowed_operations, for classes that keep them. */
+void ops_update_allowed(DbTxn *txn, DbObj *obj);
+typedef struct OpsAllowedUpdater {
+    int cls;
+    void (*fn)(DbTxn *txn, DbObj *obj);
+} OpsAllowedUpdater;
+/* One entry per class that maintains allowed_operations (startup.c). */
+extern const OpsAllowedUpdater ops_allowed_updaters[];
+extern const size_t ops_allowed_updaters_count;
+
+/*
+ * Start and stop of the subsystems (startup.c): called by the daemon once
+ * the database is open and the host's objects exist, and before it exits.
+ */
+bool ops_startup(HxEnv *env, XsError **errp);
+void ops_shutdown(HxEnv *env);
+
+#endif
