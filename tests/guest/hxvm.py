@@ -60,6 +60,13 @@ def build_guest(source_root, out_dir, extra=None):
     return out_dir
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _connect_unix(path, timeout):
     deadline = time.monotonic() + timeout
     while True:
@@ -218,7 +225,7 @@ class Vm:
 
     def __init__(self, workdir, kernel=None, initrd=None, append="", disk=None, mem=256,
                  smp=1, agent=True, net=None, disks=(), cdrom=None, mac="52:54:00:12:34:56",
-                 extra_args=()):
+                 no_reboot=True, extra_args=()):
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.serial_sock = os.path.join(workdir, "serial.sock")
@@ -229,10 +236,12 @@ class Vm:
             if os.path.exists(p):
                 os.unlink(p)
         args = ["qemu-system-x86_64", "-accel", "tcg", "-m", str(mem), "-smp", str(smp),
-                "-nodefaults", "-display", "none", "-no-reboot",
+                "-nodefaults", "-display", "none",
                 "-chardev", f"socket,id=ser0,path={self.serial_sock},server=on,wait=on",
                 "-serial", "chardev:ser0",
                 "-qmp", f"unix:{self.qmp_sock},server=on,wait=off"]
+        if no_reboot:
+            args.append("-no-reboot")
         if kernel:
             args += ["-kernel", kernel, "-initrd", initrd,
                      "-append", f"console=ttyS0,115200 quiet panic=-1 {append}".strip()]
