@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "config.h"
 #include "agent/agent.h"
 #include "agent/agent_io.h"
@@ -38,8 +40,11 @@
 #include "util/banned.h"
 
 #define AGENT_PORT_NAME "org.qemu.guest_agent.0"
-/* How long to wait before looking at a disconnected or missing port again. */
-#define AGENT_RETRY_MS         200
+/*
+ * How long to wait before looking at a port with no host connected again
+ * (the port polls HUP and reads EOF all that time), or at a missing port.
+ */
+#define AGENT_RETRY_MS         100
 #define AGENT_MISSING_RETRY_MS 1000
 /* Replies queued for a host that does not read are dropped beyond this. */
 #define AGENT_MAX_OUTPUT  (128u * 1024 * 1024)
@@ -143,10 +148,21 @@ static void agent_main_open_port(AgentMain *m)
     m->fd_in = m->fd_out = fd;
 }
 
-/* The host went away: forget its partial request and unsent replies. */
-static void agent_main_host_gone(AgentMain *m)
+/*
+ * No host is connected (HUP or EOF on the port): look again a little later.
+ * Nothing is dropped: the port reports HUP until the guest has seen the
+ * host's "port open" message, which can arrive after the host's first
+ * request, so a reply must survive it. A new client starts with a 0xFF and
+ * guest-sync-delimited (the QGA rule) and skips whatever stale bytes reach it.
+ */
+static void agent_main_no_host(AgentMain *m)
 {
-    qga_stream_reset(&m->stream);
+    m->retry_at_ms = agent_io_now_ms() + AGENT_RETRY_MS;
+}
+
+/* Writing failed for good: drop the replies. */
+static void agent_main_drop_output(AgentMain *m)
+{
     strbuf_reset(&m->out);
     m->out_off = 0;
     m->retry_at_ms = agent_io_now_ms() + AGENT_RETRY_MS;
@@ -221,7 +237,7 @@ static void agent_main_read(AgentMain *m)
         return;
     }
     if (n == 0) {
-        agent_main_host_gone(m);
+        agent_main_no_host(m);
     } else {
         log_warn("reading the port failed: %s; reopening it", strerror(errno));
         agent_main_close_port(m);
@@ -437,12 +453,13 @@ static void agent_main_loop(AgentMain *m)
         size_t n = 0;
         fds[n++] = (struct pollfd){.fd = m->sigfd, .events = POLLIN};
         size_t port_idx = SIZE_MAX;
+        /* While no host is connected the port is left alone until retry_at_ms. */
         bool reading = m->fd_in >= 0 && now >= m->retry_at_ms;
-        if (reading || (m->fd_in >= 0 && m->out.len > m->out_off)) {
+        if (reading) {
             port_idx = n;
             fds[n++] = (struct pollfd){
                 .fd = m->fd_in,
-                .events = (short)((reading ? POLLIN : 0) |
+                .events = (short)(POLLIN |
                                   (m->out.len > m->out_off && m->fd_out == m->fd_in ? POLLOUT : 0)),
             };
         }
@@ -476,14 +493,15 @@ static void agent_main_loop(AgentMain *m)
                     if (m->ag.stdio)
                         m->quit = true;
                     else
-                        agent_main_host_gone(m); /* no host connected */
+                        agent_main_no_host(m);
                 }
             }
             cmd_exec_handle(&m->ag, fds + exec_idx, n - exec_idx);
         }
-        if (m->fd_out >= 0 && m->out.len > m->out_off && !agent_main_flush(m, m->ag.stdio)) {
+        if (m->fd_out >= 0 && m->out.len > m->out_off && (m->ag.stdio || reading) &&
+            !agent_main_flush(m, m->ag.stdio)) {
             log_debug("writing a reply failed: %s", strerror(errno));
-            agent_main_host_gone(m);
+            agent_main_drop_output(m);
         }
         if (m->out.len == m->out_off)
             cmd_power_act(&m->ag);
@@ -525,6 +543,14 @@ int main(int argc, char **argv)
             log_warn("cannot write %s: %s", m.pidfile, strerror(-r));
     }
 
+    /*
+     * json-c seeds its default string hash with getrandom(), which blocks
+     * in a freshly booted guest until the kernel's random pool is ready
+     * (more than a second under TCG): the first reply would wait for it.
+     * The seedless hash is enough here; requests come from the hypervisor,
+     * which owns the guest anyway, and are bounded in size.
+     */
+    json_global_set_string_hash(JSON_C_STR_HASH_PERLLIKE);
     m.sigfd = agent_main_signals();
     if (m.sigfd < 0) {
         log_error("signalfd: %s", strerror(errno));

@@ -432,13 +432,13 @@ CMD_HANDLER(cmd_exec_status)
     for (int s = CMD_EXEC_STDOUT; s < CMD_EXEC_STREAM__MAX; s++) {
         if (!p->capture[s])
             continue;
-        if (p->data[s].len > 0) {
-            StrBuf enc = STRBUF_INIT;
-            b64_encode(&enc, p->data[s].buf, p->data[s].len);
-            json_object_object_add(o, names[s][0],
-                                   json_object_new_string_len(enc.buf, (int)enc.len));
-            strbuf_release(&enc);
-        }
+        /* As QEMU's agent: data and its truncated flag only if there was output. */
+        if (p->data[s].len == 0)
+            continue;
+        StrBuf enc = STRBUF_INIT;
+        b64_encode(&enc, p->data[s].buf, p->data[s].len);
+        json_object_object_add(o, names[s][0], json_object_new_string_len(enc.buf, (int)enc.len));
+        strbuf_release(&enc);
         qga_json_add_bool(o, names[s][1], p->truncated[s]);
     }
     cmd_exec_proc_free(p);

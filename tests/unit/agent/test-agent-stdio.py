@@ -336,8 +336,11 @@ class AgentStdioTest(unittest.TestCase):
                               "err-truncated": False})
 
     def test_exec_no_output(self):
+        # As QEMU's agent: no data, no truncated flags.
         st = self.exec_wait({"path": "true", "capture-output": True})
-        self.assertEqual(st, {"exited": True, "exitcode": 0, "out-truncated": False,
+        self.assertEqual(st, {"exited": True, "exitcode": 0})
+        st = self.exec_wait({"path": "sh", "arg": ["-c", "echo x >&2"], "capture-output": True})
+        self.assertEqual(st, {"exited": True, "exitcode": 0, "err-data": "eAo=",
                               "err-truncated": False})
         st = self.exec_wait({"path": "sh", "arg": ["-c", "echo lost"]})
         self.assertEqual(st, {"exited": True, "exitcode": 0})
