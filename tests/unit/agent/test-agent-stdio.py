@@ -157,6 +157,46 @@ class AgentStdioTest(unittest.TestCase):
         self.assertEqual(json.loads(line[1:]), {"return": 7})
         self.assertEqual(self.a.ret("guest-ping"), {})
 
+    def test_random_input(self):
+        # Mutated requests and random bytes (fixed seed): the agent must keep
+        # answering and end in sync; a sanitizer build reports any misstep.
+        import random
+
+        rnd = random.Random(1234)
+        seeds = [b'{"execute":"guest-sync","arguments":{"id":1}}',
+                 b'{"execute":"guest-exec","arguments":{"path":"true","arg":["a"],"env":[]}}',
+                 b'{"execute":"guest-get-osinfo","id":[1,{"a":"\\u00e9"}]}',
+                 b'{"execute":"guest-exec-status","arguments":{"pid":-1}}',
+                 b'[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]',
+                 b'{"execute":"guest-set-user-password","arguments":{"username":"x",'
+                 b'"password":"!!","crypted":true}}']
+        blob = bytearray()
+        for _ in range(3000):
+            m = bytearray(rnd.choice(seeds))
+            for _ in range(rnd.randrange(4)):
+                op = rnd.randrange(3)
+                i = rnd.randrange(len(m))
+                if op == 0:
+                    m[i] = rnd.randrange(256)
+                elif op == 1:
+                    del m[i]
+                else:
+                    m.insert(i, rnd.choice(b'{}[]",:\\ \n'))
+            blob += m + rnd.choice([b"", b"\n", b" "])
+        self.a.send(bytes(blob))
+        self.a.send(b'\xff{"execute":"guest-sync-delimited","arguments":{"id":4242}}\n')
+        while True:
+            line = self.a.read_line(timeout=60)
+            if line.startswith(b"\xff"):
+                try:
+                    if json.loads(line[1:]) == {"return": 4242}:
+                        break
+                except ValueError:
+                    pass
+            else:
+                json.loads(line)  # every reply is valid JSON
+        self.assertEqual(self.a.ret("guest-ping"), {})
+
     def test_split_and_concatenated(self):
         self.a.send('{"execute":')
         time.sleep(0.05)
