@@ -55,6 +55,7 @@ typedef struct AgentMain {
     const char *device; /* --device, or NULL to search */
     const char *pidfile;
     const char *log_file;
+    char *disable_list; /* the -b arguments, joined */
     bool daemonize;
     int fd_in, fd_out; /* -1 while the port is closed */
     int sigfd;
@@ -397,8 +398,13 @@ static int agent_main_options(AgentMain *m, int argc, char **argv)
             log_set_level(LOG_LEVEL_DEBUG);
             break;
         case 'b': {
-            _cleanup_strv_ char **old = m->ag.disabled;
-            m->ag.disabled = agent_main_split(optarg);
+            /* Repeated -b options add up. */
+            char *all =
+                m->ag.disabled ? xasprintf("%s,%s", m->disable_list, optarg) : xstrdup(optarg);
+            free(m->disable_list);
+            m->disable_list = all;
+            strvfreep(&m->ag.disabled);
+            m->ag.disabled = agent_main_split(all);
             break;
         }
         case 't': {
@@ -578,6 +584,7 @@ int main(int argc, char **argv)
     if (m.pidfile)
         unlink(m.pidfile);
     strvfreep(&m.ag.disabled);
+    free(m.disable_list);
     log_info("hyperxe-agent stopped");
     return 0;
 }

@@ -454,6 +454,18 @@ class AgentStdioTest(unittest.TestCase):
         finally:
             a.close()
 
+    def test_disable_options_add_up(self):
+        a = Agent("-b", "guest-ping", "--disable", "guest-exec,guest-get-time")
+        try:
+            a.send({"execute": "guest-info"})
+            off = {c["name"] for c in a.reply()["return"]["supported_commands"]
+                   if not c["enabled"]}
+            self.assertEqual(off, {"guest-ping", "guest-exec", "guest-get-time"})
+            a.send({"execute": "guest-ping"})
+            self.assertError(a.reply(), desc="disabled")
+        finally:
+            self.assertEqual(a.close(), 0)
+
     def write_shadow(self):
         shadow = os.path.join(self.tmp.name, "shadow")
         with open(shadow, "w") as f:

@@ -293,8 +293,9 @@ static void test_dispatch_bad_json(void **state)
         "{'execute':'guest-ping'}",
         "{\"execute\":\"guest-ping\"}}",
         "{\"a\":\"\xff\"}",
-        "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-        "[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+        /* Deeper than the parser accepts. */
+        ("{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+         "[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"),
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         StrBuf out = STRBUF_INIT;
