@@ -98,6 +98,21 @@ const char *http_cookie(HttpRequest *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
 }
 
+bool http_basic_auth(HttpRequest *req, char **user, char **password)
+{
+    char *pw = NULL;
+    char *u = MHD_basic_auth_get_username_password(req->conn, &pw);
+    if (!u) {
+        MHD_free(pw);
+        return false;
+    }
+    *user = xstrdup(u);
+    *password = xstrdup(pw ? pw : "");
+    MHD_free(u);
+    MHD_free(pw);
+    return true;
+}
+
 static const HttpRoute *find_route(HttpServer *s, const char *method, const char *url)
 {
     for (size_t i = 0; i < s->cfg.nroutes; i++) {

@@ -79,6 +79,8 @@ struct HttpRequest {
 const char *http_query(HttpRequest *req, const char *name);
 const char *http_header(HttpRequest *req, const char *name);
 const char *http_cookie(HttpRequest *req, const char *name);
+/* HTTP Basic credentials, if the request carries them (caller frees both). */
+bool http_basic_auth(HttpRequest *req, char **user, char **password);
 
 /* The config's user pointer of the server the request arrived on. */
 void *http_user(HttpRequest *req);
