@@ -1,0 +1,136 @@
+/*
+ * Raw disk images: the file is the disk. The reader reports holes through
+ * SEEK_DATA/SEEK_HOLE; the writer leaves holes on regular files (zero runs
+ * are skipped and the file is extended at the end) and writes zeros to pipes.
+ * Must not guess a format: probing falls back to raw only when no other
+ * driver recognises the file.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "formats/image_int.h"
+#include "util/xalloc.h"
+#include "util/banned.h"
+
+static int raw_open(ImgReader *r, const ImgOpenOptions *o, ImgChain *chain, ImgError *err)
+{
+    r->virtual_size = r->file_size;
+    snprintf(r->subformat, sizeof(r->subformat), "raw");
+    return 0;
+}
+
+static int raw_read(ImgReader *r, uint64_t off, size_t len, uint8_t *buf, ImgError *err)
+{
+    return img_pread_zfill(r, r->fd, buf, len, off, err);
+}
+
+static int raw_status(ImgReader *r, uint64_t off, uint64_t maxlen, ImgExtent *ext,
+                      ImgError *err)
+{
+    ext->kind = IMG_EXTENT_DATA;
+    ext->length = maxlen;
+    off_t d = lseek(r->fd, (off_t)off, SEEK_DATA);
+    if (d < 0) {
+        if (errno == ENXIO) {
+            /* A hole up to the end of the file. */
+            ext->kind = IMG_EXTENT_ZERO;
+        }
+        return 0;
+    }
+    if ((uint64_t)d > off) {
+        ext->kind = IMG_EXTENT_ZERO;
+        ext->length = MIN(maxlen, (uint64_t)d - off);
+        return 0;
+    }
+    off_t h = lseek(r->fd, (off_t)off, SEEK_HOLE);
+    if (h > (off_t)off)
+        ext->length = MIN(maxlen, (uint64_t)h - off);
+    return 0;
+}
+
+const ImgDriver img_driver_raw = {
+    .name = "raw",
+    .format = IMG_FORMAT_RAW,
+    .probe = NULL,
+    .open = raw_open,
+    .read = raw_read,
+    .status = raw_status,
+    .close = NULL,
+};
+
+/* Writes buf (the image bytes at out->pos) skipping 64 KiB runs of zeros on
+ * seekable outputs. */
+static int write_sparse(ImgOut *out, const uint8_t *buf, size_t len)
+{
+    if (!out->seekable)
+        return img_out_write(out, buf, len);
+    const size_t step = 64 * 1024;
+    size_t i = 0;
+    while (i < len) {
+        size_t n = MIN(step, len - i);
+        if (img_is_zero(buf + i, n)) {
+            int ret = img_out_zeros(out, n);
+            if (ret < 0)
+                return ret;
+            i += n;
+            continue;
+        }
+        /* Coalesce consecutive non-zero steps into one write. */
+        size_t j = i + n;
+        while (j < len) {
+            size_t m = MIN(step, len - j);
+            if (img_is_zero(buf + j, m))
+                break;
+            j += m;
+        }
+        int ret = img_out_write(out, buf + i, j - i);
+        if (ret < 0)
+            return ret;
+        i = j;
+    }
+    return 0;
+}
+
+int raw_write(const ImgSource *src, const ImgWriteOptions *o, ImgOut *out, ImgError *err)
+{
+    const uint64_t size = src->virtual_size;
+    ImgScan scan;
+    img_scan_init(&scan, src, 64 * 1024, false);
+    uint8_t *buf = NULL;
+    uint64_t start, count;
+    ImgUnitKind kind;
+    int ret;
+    while ((ret = img_scan_next(&scan, &start, &count, &kind, err)) > 0) {
+        uint64_t end = MIN(start + count * scan.unit, size);
+        if (kind != IMG_UNIT_DATA) {
+            ret = img_out_zeros(out, end - start);
+            if (ret < 0)
+                break;
+            ret = img_out_tick(out, end);
+            if (ret < 0)
+                break;
+            continue;
+        }
+        if (!buf)
+            buf = xmalloc(IMG_IO_CHUNK);
+        for (uint64_t p = start; p < end;) {
+            size_t n = (size_t)MIN(IMG_IO_CHUNK, end - p);
+            ret = src->read(src->opaque, p, n, buf, err);
+            if (ret < 0)
+                goto out;
+            ret = write_sparse(out, buf, n);
+            if (ret < 0)
+                goto out;
+            p += n;
+            ret = img_out_tick(out, p);
+            if (ret < 0)
+                goto out;
+        }
+    }
+out:
+    free(buf);
+    return ret < 0 ? ret : 0;
+}

@@ -1,0 +1,13 @@
+/* Temporary: vmdk driver to come. */
+#include <errno.h>
+#include "formats/image_int.h"
+#include "util/banned.h"
+static int stub_open(ImgReader *r, const ImgOpenOptions *o, ImgChain *c, ImgError *err)
+{
+    return img_error_set(err, ENOTSUP, "not yet");
+}
+const ImgDriver img_driver_vmdk = {.name = "vmdk", .format = IMG_FORMAT_VMDK, .open = stub_open};
+int vmdk_write(const ImgSource *src, const ImgWriteOptions *o, ImgOut *out, ImgError *err)
+{
+    return img_error_set(err, ENOTSUP, "not yet");
+}
