@@ -195,6 +195,31 @@ void img_scan_init(ImgScan *s, const ImgSource *src, uint64_t unit, bool keep_un
 int img_scan_next(ImgScan *s, uint64_t *start, uint64_t *count, ImgUnitKind *kind,
                   ImgError *err);
 
+/*
+ * A source pump: a thread that walks a source in units (as ImgScan) and reads
+ * its DATA runs ahead in chunks, so that reading overlaps the writer's work.
+ * Items come out in disk order. A DATA item's buffer holds len valid bytes
+ * and is zero-filled up to span (a whole number of units, <= chunk); it
+ * stays valid until the next img_pump_next() call. Non-data items have no
+ * buffer and len = span = the run's length (clipped to the disk size).
+ */
+typedef struct ImgPump ImgPump;
+typedef struct ImgPumpItem {
+    ImgUnitKind kind;
+    uint64_t start;
+    uint64_t len;
+    uint64_t span;
+    uint8_t *buf;
+} ImgPumpItem;
+
+/* chunk: a multiple of unit. Returns NULL (err set) if no thread starts. */
+ImgPump *img_pump_start(const ImgSource *src, uint64_t unit, bool keep_unalloc, uint64_t chunk,
+                        ImgError *err);
+/* Returns 1 with *it filled, 0 at the end, -errno on a source error. */
+int img_pump_next(ImgPump *p, ImgPumpItem *it, ImgError *err);
+/* Stops the thread (early or at the end) and frees everything. */
+void img_pump_free(ImgPump *p);
+
 /* Writers (in their format's file). */
 int raw_write(const ImgSource *src, const ImgWriteOptions *o, ImgOut *out, ImgError *err);
 int qcow2_write(const ImgSource *src, const ImgWriteOptions *o, ImgOut *out, ImgError *err);

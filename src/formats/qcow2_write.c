@@ -44,44 +44,31 @@ static int write_be_table(ImgOut *out, const uint64_t *t, uint64_t n, uint64_t b
     return ret;
 }
 
-static int copy_data(const ImgSource *src, Writer *w, ImgOut *out, uint64_t start, uint64_t end,
-                     bool backing, uint8_t *buf, ImgError *err)
+/* Stores the clusters of one data chunk (cluster aligned, span bytes). */
+static int copy_data(Writer *w, ImgOut *out, const ImgPumpItem *it, bool backing)
 {
     const uint64_t cs = w->cs;
-    const uint64_t chunk = MAX(cs, (uint64_t)IMG_IO_CHUNK / cs * cs);
-    for (uint64_t p = start; p < end;) {
-        uint64_t n = MIN(chunk, end - p);
-        int ret = src->read(src->opaque, p, (size_t)n, buf, err);
-        if (ret < 0)
-            return ret;
-        if (n % cs)
-            memset(buf + n, 0, (size_t)(cs - n % cs));
-        uint64_t ncl = (n + cs - 1) / cs;
-        uint64_t i = 0;
-        while (i < ncl) {
-            uint8_t *c = buf + i * cs;
-            uint64_t cl = (p + i * cs) / cs;
-            if (img_is_zero(c, (size_t)cs)) {
-                if (backing)
-                    *l2_entry(w, cl) = QCOW2_ZERO_FLAG;
-                i++;
-                continue;
-            }
-            uint64_t j = i;
-            while (j < ncl && (j == i || !img_is_zero(buf + j * cs, (size_t)cs))) {
-                *l2_entry(w, (p + j * cs) / cs) = w->next | QCOW2_COPIED;
-                w->next += cs;
-                j++;
-            }
-            ret = img_out_write(out, c, (size_t)((j - i) * cs));
-            if (ret < 0)
-                return ret;
-            i = j;
+    uint64_t ncl = it->span / cs;
+    uint64_t i = 0;
+    while (i < ncl) {
+        uint8_t *c = it->buf + i * cs;
+        uint64_t cl = it->start / cs + i;
+        if (img_is_zero(c, (size_t)cs)) {
+            if (backing)
+                *l2_entry(w, cl) = QCOW2_ZERO_FLAG;
+            i++;
+            continue;
         }
-        p += n;
-        ret = img_out_tick(out, p);
+        uint64_t j = i;
+        while (j < ncl && (j == i || !img_is_zero(it->buf + j * cs, (size_t)cs))) {
+            *l2_entry(w, it->start / cs + j) = w->next | QCOW2_COPIED;
+            w->next += cs;
+            j++;
+        }
+        int ret = img_out_write(out, c, (size_t)((j - i) * cs));
         if (ret < 0)
             return ret;
+        i = j;
     }
     return 0;
 }
@@ -134,32 +121,31 @@ int qcow2_write(const ImgSource *src, const ImgWriteOptions *o, ImgOut *out, Img
     }
 
     int ret = img_out_zeros(out, w.cs);
-    uint8_t *buf = NULL;
     w.l2 = xnew0(uint64_t *, w.l1_size ? w.l1_size : 1);
     w.next = w.cs;
     if (ret < 0)
         goto out;
 
-    ImgScan scan;
-    img_scan_init(&scan, src, w.cs, backing);
-    uint64_t start, count;
-    ImgUnitKind kind;
-    while ((ret = img_scan_next(&scan, &start, &count, &kind, err)) > 0) {
-        uint64_t end = MIN(start + count * w.cs, size);
-        if (kind == IMG_UNIT_ZERO && backing) {
-            for (uint64_t c = start / w.cs; c < start / w.cs + count; c++)
-                *l2_entry(&w, c) = QCOW2_ZERO_FLAG;
-        } else if (kind == IMG_UNIT_DATA) {
-            if (!buf)
-                buf = xmalloc((size_t)MAX(w.cs, (uint64_t)IMG_IO_CHUNK / w.cs * w.cs));
-            ret = copy_data(src, &w, out, start, end, backing, buf, err);
-            if (ret < 0)
-                goto out;
-        }
-        ret = img_out_tick(out, end);
-        if (ret < 0)
-            goto out;
+    ImgPump *pump = img_pump_start(src, w.cs, backing, IMG_IO_CHUNK, err);
+    if (!pump) {
+        ret = -EAGAIN;
+        goto out;
     }
+    ImgPumpItem it;
+    while ((ret = img_pump_next(pump, &it, err)) > 0) {
+        if (it.kind == IMG_UNIT_ZERO && backing) {
+            for (uint64_t c = it.start / w.cs; c < (it.start + it.len + w.cs - 1) / w.cs; c++)
+                *l2_entry(&w, c) = QCOW2_ZERO_FLAG;
+        } else if (it.kind == IMG_UNIT_DATA) {
+            ret = copy_data(&w, out, &it, backing);
+            if (ret < 0)
+                break;
+        }
+        ret = img_out_tick(out, it.start + it.len);
+        if (ret < 0)
+            break;
+    }
+    img_pump_free(pump);
     if (ret < 0)
         goto out;
 
@@ -247,7 +233,6 @@ out:
     for (uint64_t i = 0; i < w.l1_size; i++)
         free(w.l2[i]);
     free(w.l2);
-    free(buf);
     free(hdr);
     return ret < 0 ? ret : 0;
 }

@@ -96,41 +96,22 @@ static int write_sparse(ImgOut *out, const uint8_t *buf, size_t len)
 
 int raw_write(const ImgSource *src, const ImgWriteOptions *o, ImgOut *out, ImgError *err)
 {
-    const uint64_t size = src->virtual_size;
-    ImgScan scan;
-    img_scan_init(&scan, src, 64 * 1024, false);
-    uint8_t *buf = NULL;
-    uint64_t start, count;
-    ImgUnitKind kind;
+    ImgPump *pump = img_pump_start(src, 64 * 1024, false, IMG_IO_CHUNK, err);
+    if (!pump)
+        return -EAGAIN;
+    ImgPumpItem it;
     int ret;
-    while ((ret = img_scan_next(&scan, &start, &count, &kind, err)) > 0) {
-        uint64_t end = MIN(start + count * scan.unit, size);
-        if (kind != IMG_UNIT_DATA) {
-            ret = img_out_zeros(out, end - start);
-            if (ret < 0)
-                break;
-            ret = img_out_tick(out, end);
-            if (ret < 0)
-                break;
-            continue;
-        }
-        if (!buf)
-            buf = xmalloc(IMG_IO_CHUNK);
-        for (uint64_t p = start; p < end;) {
-            size_t n = (size_t)MIN(IMG_IO_CHUNK, end - p);
-            ret = src->read(src->opaque, p, n, buf, err);
-            if (ret < 0)
-                goto out;
-            ret = write_sparse(out, buf, n);
-            if (ret < 0)
-                goto out;
-            p += n;
-            ret = img_out_tick(out, p);
-            if (ret < 0)
-                goto out;
-        }
+    while ((ret = img_pump_next(pump, &it, err)) > 0) {
+        if (it.kind != IMG_UNIT_DATA)
+            ret = img_out_zeros(out, it.len);
+        else
+            ret = write_sparse(out, it.buf, (size_t)it.len);
+        if (ret < 0)
+            break;
+        ret = img_out_tick(out, it.start + it.len);
+        if (ret < 0)
+            break;
     }
-out:
-    free(buf);
+    img_pump_free(pump);
     return ret < 0 ? ret : 0;
 }

@@ -100,7 +100,6 @@ static int write_dynamic(const ImgSource *src, ImgOut *out, const uint8_t *foote
     const uint64_t bat_bytes = (entries * 4 + 511) & ~511ULL;
     uint8_t *bat = xmalloc(bat_bytes);
     memset(bat, 0xff, bat_bytes);
-    uint8_t *buf = NULL;
     int ret;
 
     /* Pre-pass: which blocks hold data. */
@@ -143,29 +142,37 @@ static int write_dynamic(const ImgSource *src, ImgOut *out, const uint8_t *foote
 
     uint8_t bitmap[512];
     memset(bitmap, 0xff, sizeof(bitmap));
-    buf = xmalloc(bs);
-    for (uint64_t b = 0; b < entries; b++) {
-        if (img_be32(bat + 4 * b) == VHD_BAT_UNUSED)
-            continue;
-        uint64_t off = b * bs;
-        uint64_t n = off < src->virtual_size ? MIN(bs, src->virtual_size - off) : 0;
-        if (n) {
-            ret = src->read(src->opaque, off, (size_t)n, buf, err);
-            if (ret < 0)
-                goto out;
-        }
-        memset(buf + n, 0, (size_t)(bs - n));
-        if ((ret = img_out_write(out, bitmap, sizeof(bitmap))) < 0 ||
-            (ret = img_out_write(out, buf, bs)) < 0)
-            goto out;
-        ret = img_out_tick(out, off + bs);
-        if (ret < 0)
-            goto out;
+    /* The same scan again, now reading: its DATA blocks are the BAT's. */
+    ImgPump *pump = img_pump_start(src, bs, false, bs, err);
+    if (!pump) {
+        ret = -EAGAIN;
+        goto out;
     }
+    ImgPumpItem it;
+    uint64_t written = 0;
+    while ((ret = img_pump_next(pump, &it, err)) > 0) {
+        if (it.kind != IMG_UNIT_DATA)
+            continue;
+        if (it.span != bs || img_be32(bat + 4 * (it.start / bs)) == VHD_BAT_UNUSED) {
+            ret = img_error_set(err, EIO, "the source changed while the VHD was written");
+            break;
+        }
+        if ((ret = img_out_write(out, bitmap, sizeof(bitmap))) < 0 ||
+            (ret = img_out_write(out, it.buf, bs)) < 0)
+            break;
+        written++;
+        ret = img_out_tick(out, it.start + bs);
+        if (ret < 0)
+            break;
+    }
+    img_pump_free(pump);
+    if (ret == 0 && written != nblocks)
+        ret = img_error_set(err, EIO, "the source changed while the VHD was written");
+    if (ret < 0)
+        goto out;
     ret = img_out_write(out, footer, VHD_FOOTER_SIZE);
 out:
     free(bat);
-    free(buf);
     return ret < 0 ? ret : 0;
 }
 

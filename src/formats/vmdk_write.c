@@ -450,43 +450,37 @@ static int write_sparse(const ImgSource *src, const ImgWriteOptions *o, ImgOut *
     const uint64_t overhead = (gt + gt_sectors + GRAIN_SECTORS - 1) / GRAIN_SECTORS *
                               GRAIN_SECTORS;
     uint32_t *gte = xnew0(uint32_t, gd_entries * GTES + 1);
-    uint8_t *buf = xmalloc(IMG_IO_CHUNK);
     int ret = img_out_zeros(out, overhead * 512);
     if (ret < 0)
         goto out;
-    ImgScan scan;
-    img_scan_init(&scan, src, GRAIN, false);
-    uint64_t start, count;
-    ImgUnitKind kind;
-    while ((ret = img_scan_next(&scan, &start, &count, &kind, err)) > 0) {
-        if (kind != IMG_UNIT_DATA)
-            continue;
-        uint64_t end = start + count * GRAIN;
-        for (uint64_t pos = start; pos < end;) {
-            uint64_t n = MIN((uint64_t)IMG_IO_CHUNK, end - pos);
-            uint64_t bytes = MIN(n, size - pos);
-            ret = src->read(src->opaque, pos, bytes, buf, err);
-            if (ret < 0)
-                goto out;
-            memset(buf + bytes, 0, n - bytes);
-            for (uint64_t i = 0; i < n; i += GRAIN) {
-                if (img_is_zero(buf + i, GRAIN))
+    ImgPump *pump = img_pump_start(src, GRAIN, false, IMG_IO_CHUNK, err);
+    if (!pump) {
+        ret = -EAGAIN;
+        goto out;
+    }
+    ImgPumpItem it;
+    while ((ret = img_pump_next(pump, &it, err)) > 0) {
+        if (it.kind == IMG_UNIT_DATA) {
+            for (uint64_t i = 0; i < it.span; i += GRAIN) {
+                if (img_is_zero(it.buf + i, GRAIN))
                     continue;
                 if (out->pos / 512 > UINT32_MAX) {
                     ret = img_error_set(err, EFBIG, "the VMDK is larger than its tables allow");
-                    goto out;
+                    break;
                 }
-                gte[(pos + i) / GRAIN] = (uint32_t)(out->pos / 512);
-                ret = img_out_write(out, buf + i, GRAIN);
+                gte[(it.start + i) / GRAIN] = (uint32_t)(out->pos / 512);
+                ret = img_out_write(out, it.buf + i, GRAIN);
                 if (ret < 0)
-                    goto out;
+                    break;
             }
-            pos += n;
-            ret = img_out_tick(out, pos);
             if (ret < 0)
-                goto out;
+                break;
         }
+        ret = img_out_tick(out, it.start + it.len);
+        if (ret < 0)
+            break;
     }
+    img_pump_free(pump);
     if (ret < 0)
         goto out;
     /* Metadata. */
@@ -512,7 +506,6 @@ static int write_sparse(const ImgSource *src, const ImgWriteOptions *o, ImgOut *
     free(meta);
 out:
     free(gte);
-    free(buf);
     return ret < 0 ? ret : 0;
 }
 
