@@ -162,6 +162,25 @@ bool img_is_zero(const void *buf, size_t len)
     return memcmp(p, p + 16, len - 16) == 0;
 }
 
+uint64_t img_host_run(int fd, uint64_t off, uint64_t len, bool *hole)
+{
+    *hole = false;
+    off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+    if (d < 0) {
+        if (errno == ENXIO)
+            *hole = true;
+        return len;
+    }
+    if ((uint64_t)d > off) {
+        *hole = true;
+        return MIN(len, (uint64_t)d - off);
+    }
+    off_t h = lseek(fd, (off_t)off, SEEK_HOLE);
+    if (h > (off_t)off)
+        return MIN(len, (uint64_t)h - off);
+    return len;
+}
+
 int img_read_parent(ImgReader *r, uint64_t off, size_t len, uint8_t *buf, ImgError *err)
 {
     ImgReader *p = r->parent;
@@ -606,6 +625,40 @@ int img_out_write(ImgOut *o, const void *buf, size_t len)
     if (ret < 0)
         return ret;
     o->pos += len;
+    return 0;
+}
+
+/* Writes buf (the image bytes at out->pos) skipping 64 KiB runs of zeros on
+ * seekable outputs. */
+int img_out_write_sparse(ImgOut *out, const void *data, size_t len)
+{
+    const uint8_t *buf = data;
+    if (!out->seekable)
+        return img_out_write(out, buf, len);
+    const size_t step = 64 * 1024;
+    size_t i = 0;
+    while (i < len) {
+        size_t n = MIN(step, len - i);
+        if (img_is_zero(buf + i, n)) {
+            int ret = img_out_zeros(out, n);
+            if (ret < 0)
+                return ret;
+            i += n;
+            continue;
+        }
+        /* Coalesce consecutive non-zero steps into one write. */
+        size_t j = i + n;
+        while (j < len) {
+            size_t m = MIN(step, len - j);
+            if (img_is_zero(buf + j, m))
+                break;
+            j += m;
+        }
+        int ret = img_out_write(out, buf + i, j - i);
+        if (ret < 0)
+            return ret;
+        i = j;
+    }
     return 0;
 }
 

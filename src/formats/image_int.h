@@ -97,6 +97,11 @@ char *img_resolve_ref(ImgReader *r, const char *ref, ImgError *err);
 
 bool img_is_zero(const void *buf, size_t len);
 
+/* The length (<= len, > 0) of the run at host offset off of fd that is all
+ * data or all hole; *hole tells which. Where the file system cannot say,
+ * the whole range is data. */
+uint64_t img_host_run(int fd, uint64_t off, uint64_t len, bool *hole);
+
 static inline uint16_t img_be16(const uint8_t *p)
 {
     return (uint16_t)(p[0] << 8 | p[1]);
@@ -164,6 +169,8 @@ typedef struct ImgOut {
 int img_out_init(ImgOut *o, int fd, const ImgProgress *p, uint64_t total, ImgError *err);
 /* Appends at pos. */
 int img_out_write(ImgOut *o, const void *buf, size_t len);
+/* Appends buf, leaving holes for 64 KiB runs of zeros on seekable outputs. */
+int img_out_write_sparse(ImgOut *o, const void *buf, size_t len);
 /* Appends len zero bytes (a hole on seekable outputs). */
 int img_out_zeros(ImgOut *o, uint64_t len);
 /* Writes at image offset off (seekable outputs only); does not move pos. */

@@ -61,39 +61,6 @@ const ImgDriver img_driver_raw = {
     .close = NULL,
 };
 
-/* Writes buf (the image bytes at out->pos) skipping 64 KiB runs of zeros on
- * seekable outputs. */
-static int write_sparse(ImgOut *out, const uint8_t *buf, size_t len)
-{
-    if (!out->seekable)
-        return img_out_write(out, buf, len);
-    const size_t step = 64 * 1024;
-    size_t i = 0;
-    while (i < len) {
-        size_t n = MIN(step, len - i);
-        if (img_is_zero(buf + i, n)) {
-            int ret = img_out_zeros(out, n);
-            if (ret < 0)
-                return ret;
-            i += n;
-            continue;
-        }
-        /* Coalesce consecutive non-zero steps into one write. */
-        size_t j = i + n;
-        while (j < len) {
-            size_t m = MIN(step, len - j);
-            if (img_is_zero(buf + j, m))
-                break;
-            j += m;
-        }
-        int ret = img_out_write(out, buf + i, j - i);
-        if (ret < 0)
-            return ret;
-        i = j;
-    }
-    return 0;
-}
-
 int raw_write(const ImgSource *src, const ImgWriteOptions *o, ImgOut *out, ImgError *err)
 {
     ImgPump *pump = img_pump_start(src, 64 * 1024, false, IMG_IO_CHUNK, err);
@@ -105,7 +72,7 @@ int raw_write(const ImgSource *src, const ImgWriteOptions *o, ImgOut *out, ImgEr
         if (it.kind != IMG_UNIT_DATA)
             ret = img_out_zeros(out, it.len);
         else
-            ret = write_sparse(out, it.buf, (size_t)it.len);
+            ret = img_out_write_sparse(out, it.buf, (size_t)it.len);
         if (ret < 0)
             break;
         ret = img_out_tick(out, it.start + it.len);

@@ -548,8 +548,14 @@ static int vhd_status(ImgReader *r, uint64_t off, uint64_t maxlen, ImgExtent *ex
     Vhd *v = r->priv;
     ext->kind = IMG_EXTENT_DATA;
     ext->length = maxlen;
-    if (v->type == VHD_TYPE_FIXED)
+    if (v->type == VHD_TYPE_FIXED) {
+        /* Holes in the file read as zeros. */
+        bool hole;
+        ext->length = img_host_run(r->fd, off, maxlen, &hole);
+        if (hole)
+            ext->kind = IMG_EXTENT_ZERO;
         return 0;
+    }
     uint8_t *bm = NULL;
     uint64_t done = 0;
     bool have = false;
@@ -575,11 +581,16 @@ static int vhd_status(ImgReader *r, uint64_t off, uint64_t maxlen, ImgExtent *ex
             break;
         }
         if (st == BM_FULL) {
-            if (have && ext->kind != IMG_EXTENT_DATA)
+            /* Holes in the block's data read as zeros. */
+            bool hole;
+            uint64_t data = (uint64_t)v->bat[blk] * 512 + v->bitmap_size;
+            uint64_t run = img_host_run(r->fd, data + in, n, &hole);
+            ImgExtentKind k = hole ? IMG_EXTENT_ZERO : IMG_EXTENT_DATA;
+            if (have && ext->kind != k)
                 break;
             have = true;
-            ext->kind = IMG_EXTENT_DATA;
-            done += n;
+            ext->kind = k;
+            done += run;
             continue;
         }
         uint64_t p = in, end = in + n;

@@ -158,7 +158,7 @@ static int write_dynamic(const ImgSource *src, ImgOut *out, const uint8_t *foote
             break;
         }
         if ((ret = img_out_write(out, bitmap, sizeof(bitmap))) < 0 ||
-            (ret = img_out_write(out, it.buf, bs)) < 0)
+            (ret = img_out_write_sparse(out, it.buf, bs)) < 0)
             break;
         written++;
         ret = img_out_tick(out, it.start + bs);

@@ -264,6 +264,13 @@ def group_qemu():
     subprocess.run(["qemu-io", "-c", "write -P 0x66 100k 8k", ov], check=True,
                    capture_output=True)
     expect_sha("qcow2 overlay on a raw base", ov, qemu_raw_sha(ov))
+    vb, vc = os.path.join(d, "vbase.vmdk"), os.path.join(d, "vchild.vmdk")
+    subprocess.run(["qemu-img", "convert", "-O", "vmdk", src, vb], check=True,
+                   capture_output=True)
+    subprocess.run(["qemu-img", "create", "-f", "vmdk", "-b", "vbase.vmdk", "-F", "vmdk", vc],
+                   check=True, capture_output=True)
+    subprocess.run(["qemu-io", "-c", "write -P 9 1M 64k", vc], check=True, capture_output=True)
+    expect_sha("vmdk delta on a vmdk parent (parentFileNameHint)", vc, qemu_raw_sha(vc))
     # Block status of the chain and of the top layer alone.
     p = hxe("map", "--top-only", top)
     lines = p.stdout.decode().split()
