@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "formats/image.h"
@@ -284,6 +285,17 @@ int main(int argc, char **argv)
         return die("%s", "convert needs -O FMT");
     const char *dst = argv[optind + 1];
     int fd = 1;
+    struct stat dst_st;
+    if (!STREQ(dst, "-") && stat(dst, &dst_st) == 0) {
+        for (ImgReader *p = r; p; p = img_reader_parent(p)) {
+            struct stat st;
+            if (stat(img_reader_path(p), &st) == 0 && st.st_dev == dst_st.st_dev &&
+                st.st_ino == dst_st.st_ino)
+                return die("%s is the source image (or one of its parents); refusing to "
+                           "overwrite it",
+                           dst);
+        }
+    }
     if (!STREQ(dst, "-")) {
         fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) {

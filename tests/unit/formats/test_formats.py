@@ -380,6 +380,12 @@ def group_writers():
     report("create qcow2 overlay", p.returncode == 0, p.stderr.decode())
     qemu_check("overlay", ov, "qcow2")
     qemu_compare("overlay", ov, "qcow2", top, "qcow2")
+    # Converting an image onto itself (or its parent) is refused, the file intact.
+    before = sha256_file(base)
+    p = hxe("convert", "-O", "qcow2", top, base)
+    report("convert onto its own backing file is refused",
+           p.returncode == 1 and b"refusing" in p.stderr and sha256_file(base) == before,
+           p.stderr.decode())
     # VHD size limit.
     p = hxe("create", "-O", "vhd", os.path.join(TMP, "huge.vhd"), "2041G")
     report("VHD larger than 2040 GiB refused", p.returncode == 1 and b"2040" in p.stderr,
