@@ -24,7 +24,7 @@ static void usage(FILE *f)
             "       hyperxe-img map [-f FMT] [--top-only] [OPEN-OPTIONS] FILE\n"
             "       hyperxe-img convert [-f FMT] -O FMT [-o OPT=V,...] [-p] [--stats]\n"
             "                   [--top-only] [OPEN-OPTIONS] SRC DST|-\n"
-            "       hyperxe-img create -O FMT [-o OPT=V,...] FILE SIZE\n"
+            "       hyperxe-img create -O FMT [-o OPT=V,...] FILE [SIZE]\n"
             "formats: raw, qcow2, vhd (or vpc), vmdk\n"
             "open options: --parent PATH, --parent-format FMT, --no-backing, --lenient\n"
             "              (ignore VHD checksum mismatches), --confine\n"
@@ -257,10 +257,11 @@ int main(int argc, char **argv)
     ImgError err = {0};
 
     if (STREQ(cmd, "create")) {
-        uint64_t size;
-        if (nargs != 2 || out_fmt == IMG_FORMAT__MAX)
+        uint64_t size = 0;
+        if (nargs < 1 || nargs > 2 || out_fmt == IMG_FORMAT__MAX ||
+            (nargs == 1 && !wo.backing_file))
             return die("%s", "create needs -O FMT, a file and a size");
-        if (!parse_size(argv[optind + 1], &size))
+        if (nargs == 2 && !parse_size(argv[optind + 1], &size))
             return die("invalid size '%s'", argv[optind + 1]);
         if (img_create(argv[optind], out_fmt, size, &wo, &err) < 0)
             return die("%s", err.msg);

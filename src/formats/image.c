@@ -878,6 +878,25 @@ static int zero_status(void *opaque, uint64_t offset, uint64_t maxlen, ImgExtent
 int img_create(const char *path, ImgFormat fmt, uint64_t size, const ImgWriteOptions *opts,
                ImgError *err)
 {
+    if (size == 0 && fmt == IMG_FORMAT_QCOW2 && opts && opts->backing_file) {
+        /* Take the size of the backing file, found as the new image will. */
+        char *dir = xstrdup(path);
+        char *bpath = opts->backing_file[0] == '/'
+                          ? xstrdup(opts->backing_file)
+                          : xasprintf("%s/%s", dirname(dir), opts->backing_file);
+        free(dir);
+        ImgOpenOptions bo = {.format = opts->backing_format
+                                           ? img_format_from_name(opts->backing_format)
+                                           : IMG_FORMAT_PROBE};
+        if (bo.format == IMG_FORMAT__MAX)
+            bo.format = IMG_FORMAT_PROBE;
+        ImgReader *b = img_open(bpath, &bo, err);
+        free(bpath);
+        if (!b)
+            return -(err ? err->code : EINVAL);
+        size = b->virtual_size;
+        img_reader_free(b);
+    }
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
         return img_error_set(err, errno, "cannot create %s: %s", path, strerror(errno));

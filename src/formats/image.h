@@ -262,7 +262,9 @@ int img_convert(ImgReader *src, ImgFormat dst_format, const ImgWriteOptions *opt
                 const ImgProgress *progress, ImgError *err);
 
 /* Creates path (which must not exist) as an empty image of size bytes. For
- * qcow2 with opts->backing_file this is an overlay on that file. */
+ * qcow2 with opts->backing_file this is an overlay on that file (a relative
+ * name is relative to path's directory); size 0 then means the backing
+ * file's size. */
 int img_create(const char *path, ImgFormat fmt, uint64_t size, const ImgWriteOptions *opts,
                ImgError *err);
 

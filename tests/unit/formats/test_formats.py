@@ -380,6 +380,15 @@ def group_writers():
     report("create qcow2 overlay", p.returncode == 0, p.stderr.decode())
     qemu_check("overlay", ov, "qcow2")
     qemu_compare("overlay", ov, "qcow2", top, "qcow2")
+    ov2 = os.path.join(TMP, "overlay2.qcow2")
+    p = hxe("create", "-O", "qcow2", "-o", "backing_file=wtop.qcow2,backing_fmt=qcow2", ov2)
+    q = run(["qemu-img", "info", "--output=json", ov2])
+    import json
+    ok = p.returncode == 0 and q.returncode == 0 and \
+        json.loads(q.stdout)["virtual-size"] == os.path.getsize(src)
+    report("create qcow2 overlay without a size takes the backing file's", ok,
+           p.stderr.decode() + q.stderr.decode())
+    qemu_compare("overlay without size", ov2, "qcow2", top, "qcow2")
     # Converting an image onto itself (or its parent) is refused, the file intact.
     before = sha256_file(base)
     p = hxe("convert", "-O", "qcow2", top, base)
