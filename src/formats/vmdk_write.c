@@ -282,6 +282,7 @@ static int write_stream(const ImgSource *src, const ImgWriteOptions *o, ImgOut *
     if (ret < 0)
         return ret;
 
+    ImgPump *pump = NULL;
     StreamState st = {.out = out, .gt_index = 0};
     st.gd_entries = (sectors * 512 + GT_COVER - 1) / GT_COVER;
     st.gd = xnew0(uint32_t, st.gd_entries ? st.gd_entries : 1);
@@ -310,53 +311,47 @@ static int write_stream(const ImgSource *src, const ImgWriteOptions *o, ImgOut *
         goto out;
     }
 
-    ImgScan scan;
-    img_scan_init(&scan, src, GRAIN, false);
-    uint64_t start, count;
-    ImgUnitKind kind;
-    while ((ret = img_scan_next(&scan, &start, &count, &kind, err)) > 0) {
-        if (kind != IMG_UNIT_DATA)
+    /* A reader thread reads ahead; this thread hands grains to the
+     * compressors and writes their results in order. */
+    pump = img_pump_start(src, GRAIN, false, BATCH_GRAINS * GRAIN, err);
+    if (!pump) {
+        ret = -EAGAIN;
+        goto out;
+    }
+    ImgPumpItem it;
+    while ((ret = img_pump_next(pump, &it, err)) > 0) {
+        if (it.kind != IMG_UNIT_DATA)
             continue;
-        uint64_t end = start + count * GRAIN;
-        for (uint64_t pos = start; pos < end;) {
-            unsigned n = (unsigned)MIN((uint64_t)BATCH_GRAINS, (end - pos) / GRAIN);
-            /* Wait for a free slot, writing out the oldest batch. */
+        /* Wait for a free slot, writing out the oldest batch. */
+        pthread_mutex_lock(&p->lock);
+        if (p->nbusy == SLOTS) {
+            Slot *old = &p->slots[p->head];
+            while (old->done < old->count)
+                pthread_cond_wait(&p->ready, &p->lock);
+            pthread_mutex_unlock(&p->lock);
+            ret = write_slot(&st, old, err);
             pthread_mutex_lock(&p->lock);
-            if (p->nbusy == SLOTS) {
-                Slot *old = &p->slots[p->head];
-                while (old->done < old->count)
-                    pthread_cond_wait(&p->ready, &p->lock);
+            old->busy = false;
+            p->head = (p->head + 1) % SLOTS;
+            p->nbusy--;
+            if (ret < 0) {
                 pthread_mutex_unlock(&p->lock);
-                ret = write_slot(&st, old, err);
-                pthread_mutex_lock(&p->lock);
-                old->busy = false;
-                p->head = (p->head + 1) % SLOTS;
-                p->nbusy--;
-                if (ret < 0) {
-                    pthread_mutex_unlock(&p->lock);
-                    goto out;
-                }
-            }
-            Slot *s = &p->slots[(p->head + p->nbusy) % SLOTS];
-            pthread_mutex_unlock(&p->lock);
-            uint64_t bytes = MIN((uint64_t)n * GRAIN, size - pos);
-            ret = src->read(src->opaque, pos, bytes, s->in, err);
-            if (ret < 0)
                 goto out;
-            if (bytes < (uint64_t)n * GRAIN)
-                memset(s->in + bytes, 0, n * GRAIN - bytes);
-            pthread_mutex_lock(&p->lock);
-            s->lba0 = pos;
-            s->count = n;
-            s->next = 0;
-            s->done = 0;
-            s->error = 0;
-            s->busy = true;
-            p->nbusy++;
-            pthread_cond_broadcast(&p->work);
-            pthread_mutex_unlock(&p->lock);
-            pos += (uint64_t)n * GRAIN;
+            }
         }
+        Slot *s = &p->slots[(p->head + p->nbusy) % SLOTS];
+        pthread_mutex_unlock(&p->lock);
+        memcpy(s->in, it.buf, it.span);
+        pthread_mutex_lock(&p->lock);
+        s->lba0 = it.start;
+        s->count = (unsigned)(it.span / GRAIN);
+        s->next = 0;
+        s->done = 0;
+        s->error = 0;
+        s->busy = true;
+        p->nbusy++;
+        pthread_cond_broadcast(&p->work);
+        pthread_mutex_unlock(&p->lock);
     }
     if (ret < 0)
         goto out;
@@ -404,6 +399,7 @@ static int write_stream(const ImgSource *src, const ImgWriteOptions *o, ImgOut *
     ret = marker(out, 0, VMDK_MARKER_EOS);
 
 out:
+    img_pump_free(pump);
     /* Let workers finish what they hold, then stop them. */
     pthread_mutex_lock(&p->lock);
     for (unsigned k = 0; k < p->nbusy; k++) {
