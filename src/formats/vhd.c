@@ -295,8 +295,10 @@ static int open_parent(ImgReader *r, Vhd *v, const uint8_t *hdr, const ImgOpenOp
     ImgError last = {0};
     img_error_set(&last, ENOENT, "none of the names it records exists");
     int n = o->parent ? 1 : rel.n;
+    const unsigned depth = chain->depth;
     for (int i = 0; i < n; i++) {
         ImgError e;
+        chain->depth = depth; /* forget the files of a failed candidate */
         ImgReader *p = o->parent ? img_open_explicit(r, o->parent, IMG_FORMAT_VHD, chain, &e)
                                  : img_open_parent(r, rel.v[i], IMG_FORMAT_VHD, chain, &e);
         if (!p) {
