@@ -1,0 +1,11 @@
+/* libFuzzer target: the vhd parser and read paths (see fuzz_common.h). */
+#include "fuzz_common.h"
+#include "util/banned.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_image(data, size, IMG_FORMAT_VHD, NULL, IMG_OPEN_IGNORE_CHECKSUMS);
+    return 0;
+}

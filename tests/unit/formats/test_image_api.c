@@ -1,0 +1,359 @@
+/*
+ * Tests of the image.h interface itself (the file-format checks are in
+ * test_formats.py): callback sources, writing to pipes, progress and
+ * cancellation, concurrent reads, block status of the top layer. Prints
+ * TAP-like lines and "N passed, N failed".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "formats/image.h"
+#include "util/xalloc.h"
+#include "util/banned.h"
+
+static int passed, failed;
+static char tmpdir[256];
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            passed++;                                                                              \
+            printf("ok - ");                                                                       \
+        } else {                                                                                   \
+            failed++;                                                                              \
+            printf("not ok - ");                                                                   \
+        }                                                                                          \
+        printf(__VA_ARGS__);                                                                       \
+        printf("\n");                                                                              \
+    } while (0)
+
+/* A synthetic disk: 40 MiB, data in [1 MiB, 3 MiB) and [30 MiB, 30 MiB + 100 KiB),
+ * an explicit zero run at [10 MiB, 12 MiB), the rest unallocated. */
+#define DISK (40 * MiB)
+
+static uint8_t pattern(uint64_t off)
+{
+    return (uint8_t)((off * 2654435761u) >> 13) | 1;
+}
+
+static bool in_data(uint64_t off)
+{
+    return (off >= 1 * MiB && off < 3 * MiB) || (off >= 30 * MiB && off < 30 * MiB + 100 * KiB);
+}
+
+typedef struct {
+    uint64_t reads;
+    uint64_t bytes_read;
+} PatternSource;
+
+static int pat_read(void *opaque, uint64_t off, size_t len, void *buf, ImgError *err)
+{
+    PatternSource *ps = opaque;
+    uint8_t *b = buf;
+    ps->reads++;
+    ps->bytes_read += len;
+    for (size_t i = 0; i < len; i++)
+        b[i] = in_data(off + i) ? pattern(off + i) : 0;
+    return 0;
+}
+
+static int pat_status(void *opaque, uint64_t off, uint64_t maxlen, ImgExtent *ext, ImgError *err)
+{
+    static const struct {
+        uint64_t start, end;
+        ImgExtentKind kind;
+    } map[] = {
+        {0, 1 * MiB, IMG_EXTENT_UNALLOCATED},
+        {1 * MiB, 3 * MiB, IMG_EXTENT_DATA},
+        {3 * MiB, 10 * MiB, IMG_EXTENT_UNALLOCATED},
+        {10 * MiB, 12 * MiB, IMG_EXTENT_ZERO},
+        {12 * MiB, 30 * MiB, IMG_EXTENT_UNALLOCATED},
+        {30 * MiB, 30 * MiB + 100 * KiB, IMG_EXTENT_DATA},
+        {30 * MiB + 100 * KiB, DISK, IMG_EXTENT_UNALLOCATED},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(map); i++) {
+        if (off >= map[i].start && off < map[i].end) {
+            ext->offset = off;
+            ext->length = MIN(maxlen, map[i].end - off);
+            ext->kind = map[i].kind;
+            return 0;
+        }
+    }
+    return img_error_set(err, EINVAL, "offset out of range");
+}
+
+static bool verify_reader(ImgReader *r, uint64_t size)
+{
+    uint8_t *buf = xmalloc(MiB);
+    ImgError err;
+    bool ok = true;
+    for (uint64_t off = 0; off < size && ok; off += MiB) {
+        ssize_t n = img_read(r, off, MiB, buf, &err);
+        if (n != (ssize_t)MIN(MiB, size - off)) {
+            ok = false;
+            break;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            uint8_t want = (off + i < DISK && in_data(off + i)) ? pattern(off + i) : 0;
+            if (buf[i] != want) {
+                ok = false;
+                break;
+            }
+        }
+    }
+    free(buf);
+    return ok;
+}
+
+typedef struct {
+    const char *name;
+    ImgFormat fmt;
+    ImgSubformat sub;
+} Case;
+
+static const Case cases[] = {
+    {"raw", IMG_FORMAT_RAW, IMG_SUBFORMAT_DEFAULT},
+    {"vhd-dynamic", IMG_FORMAT_VHD, IMG_SUBFORMAT_VHD_DYNAMIC},
+    {"vhd-fixed", IMG_FORMAT_VHD, IMG_SUBFORMAT_VHD_FIXED},
+    {"vmdk-stream", IMG_FORMAT_VMDK, IMG_SUBFORMAT_VMDK_STREAM_OPTIMIZED},
+};
+
+/* Writes the pattern source through a pipe (a child drains it into a file). */
+static int write_via_pipe(const Case *c, const char *path, ImgError *err)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[1]);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(p[0], buf, sizeof(buf))) > 0)
+            if (write(fd, buf, (size_t)n) != n)
+                _exit(1);
+        _exit(n < 0);
+    }
+    close(p[0]);
+    PatternSource ps = {0};
+    ImgSource src = {DISK, &ps, pat_read, pat_status};
+    ImgWriteOptions o;
+    img_write_options_init(&o);
+    o.subformat = c->sub;
+    o.vhd_force_size = true;
+    int ret = img_write(&src, c->fmt, &o, p[1], NULL, err);
+    close(p[1]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (ret == 0 && (!WIFEXITED(status) || WEXITSTATUS(status)))
+        ret = -EIO;
+    /* The writer read only the data runs (+ unit rounding). */
+    if (ret == 0 && ps.bytes_read > 8 * MiB)
+        ret = -E2BIG;
+    return ret;
+}
+
+static void test_pipes(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/pipe-%s", tmpdir, cases[i].name);
+        ImgError err = {0};
+        int ret = write_via_pipe(&cases[i], path, &err);
+        CHECK(ret == 0, "callback source to a pipe as %s (%s)", cases[i].name, err.msg);
+        if (ret)
+            continue;
+        ImgOpenOptions oo = {.format = cases[i].fmt};
+        ImgReader *r = img_open(path, &oo, &err);
+        CHECK(r != NULL, "reopen %s (%s)", cases[i].name, r ? "" : err.msg);
+        if (!r)
+            continue;
+        CHECK(img_reader_virtual_size(r) == DISK, "%s keeps the size", cases[i].name);
+        CHECK(verify_reader(r, DISK), "%s reads back the pattern", cases[i].name);
+        img_reader_free(r);
+    }
+}
+
+static void test_qcow2_backing_and_top(void)
+{
+    /* Base: the pattern as qcow2; top: an overlay whose source is the
+     * pattern's ZERO run only (top-only semantics). */
+    char base[512], top[512];
+    snprintf(base, sizeof(base), "%s/base.qcow2", tmpdir);
+    snprintf(top, sizeof(top), "%s/top.qcow2", tmpdir);
+    int fd = open(base, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    PatternSource ps = {0};
+    ImgSource src = {DISK, &ps, pat_read, pat_status};
+    ImgError err = {0};
+    int ret = img_write(&src, IMG_FORMAT_QCOW2, NULL, fd, NULL, &err);
+    close(fd);
+    CHECK(ret == 0, "qcow2 from a callback source (%s)", err.msg);
+    ImgWriteOptions o;
+    img_write_options_init(&o);
+    o.backing_file = "base.qcow2";
+    o.backing_format = "qcow2";
+    ret = img_create(top, IMG_FORMAT_QCOW2, DISK, &o, &err);
+    CHECK(ret == 0, "qcow2 overlay created (%s)", err.msg);
+    ImgReader *r = img_open(top, NULL, &err);
+    CHECK(r != NULL && img_reader_parent(r) != NULL, "overlay opens with its parent");
+    if (!r)
+        return;
+    CHECK(verify_reader(r, DISK), "overlay reads the base's content");
+    ImgExtent e;
+    ret = img_block_status(r, 1 * MiB, DISK, IMG_STATUS_TOP_ONLY, &e, &err);
+    CHECK(ret == 0 && e.kind == IMG_EXTENT_UNALLOCATED, "top-only status: unallocated");
+    ret = img_block_status(r, 1 * MiB, DISK, 0, &e, &err);
+    CHECK(ret == 0 && e.kind == IMG_EXTENT_DATA && e.length == 2 * MiB,
+          "chain status: 2 MiB of data from the base (got %llu)", (unsigned long long)e.length);
+    ret = img_block_status(r, 5 * MiB, DISK, 0, &e, &err);
+    CHECK(ret == 0 && e.kind == IMG_EXTENT_UNALLOCATED, "chain status: hole");
+    img_reader_free(r);
+
+    /* Opening with IMG_OPEN_NO_EXTERNAL refuses the backing reference. */
+    ImgOpenOptions oo = {.flags = IMG_OPEN_NO_EXTERNAL};
+    r = img_open(top, &oo, &err);
+    CHECK(r == NULL && err.code == EPERM, "NO_EXTERNAL refuses a backing file (%s)", err.msg);
+    img_reader_free(r);
+}
+
+static void progress_fn(void *opaque, uint64_t done, uint64_t total)
+{
+    uint64_t *calls = opaque;
+    calls[0]++;
+    if (done < calls[1] || done > total)
+        calls[2]++; /* went backwards or past the end */
+    calls[1] = done;
+}
+
+static void cancel_fn(void *opaque, uint64_t done, uint64_t total)
+{
+    atomic_bool *cancel = opaque;
+    if (done > 0)
+        atomic_store(cancel, true);
+}
+
+static void test_progress_cancel(void)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/progress.raw", tmpdir);
+    uint64_t calls[3] = {0, 0, 0};
+    ImgProgress pr = {.fn = progress_fn, .opaque = calls};
+    PatternSource ps = {0};
+    ImgSource src = {DISK, &ps, pat_read, pat_status};
+    ImgError err = {0};
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int ret = img_write(&src, IMG_FORMAT_RAW, NULL, fd, &pr, &err);
+    close(fd);
+    CHECK(ret == 0 && calls[0] > 1 && calls[1] == DISK && calls[2] == 0,
+          "progress reported monotonically up to the total (%llu calls)",
+          (unsigned long long)calls[0]);
+    static const ImgFormat fmts[] = {IMG_FORMAT_RAW, IMG_FORMAT_QCOW2, IMG_FORMAT_VHD,
+                                     IMG_FORMAT_VMDK};
+    for (size_t i = 0; i < ARRAY_SIZE(fmts); i++) {
+        atomic_bool cancel;
+        atomic_init(&cancel, false);
+        ImgProgress pc = {.fn = cancel_fn, .opaque = &cancel, .cancel = &cancel};
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ret = img_write(&src, fmts[i], NULL, fd, &pc, &err);
+        close(fd);
+        CHECK(ret == -ECANCELED, "%s write stops when cancelled (%d)", img_format_name(fmts[i]),
+              ret);
+    }
+}
+
+typedef struct {
+    ImgReader *r;
+    int id;
+    bool ok;
+} ThreadArg;
+
+static void *reader_thread(void *arg)
+{
+    ThreadArg *t = arg;
+    uint8_t *buf = xmalloc(256 * KiB);
+    ImgError err;
+    t->ok = true;
+    for (int round = 0; round < 40 && t->ok; round++) {
+        uint64_t off = ((uint64_t)(t->id * 7919 + round * 104729) % (DISK / 4096)) * 4096;
+        size_t len = (size_t)MIN(256 * KiB, DISK - off);
+        if (img_read(t->r, off, len, buf, &err) != (ssize_t)len) {
+            t->ok = false;
+            break;
+        }
+        for (size_t i = 0; i < len; i++)
+            if (buf[i] != (in_data(off + i) ? pattern(off + i) : 0)) {
+                t->ok = false;
+                break;
+            }
+    }
+    free(buf);
+    return NULL;
+}
+
+static void test_concurrent_reads(void)
+{
+    static const char *const files[] = {"base.qcow2", "pipe-vhd-dynamic", "pipe-vmdk-stream"};
+    static const ImgFormat fmts[] = {IMG_FORMAT_QCOW2, IMG_FORMAT_VHD, IMG_FORMAT_VMDK};
+    for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, files[f]);
+        ImgError err;
+        ImgOpenOptions oo = {.format = fmts[f]};
+        ImgReader *r = img_open(path, &oo, &err);
+        if (!r) {
+            CHECK(false, "open %s: %s", path, err.msg);
+            continue;
+        }
+        pthread_t th[4];
+        ThreadArg args[4];
+        for (int i = 0; i < 4; i++) {
+            args[i] = (ThreadArg){r, i, false};
+            pthread_create(&th[i], NULL, reader_thread, &args[i]);
+        }
+        bool ok = true;
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            ok &= args[i].ok;
+        }
+        CHECK(ok, "4 threads reading %s at once see the right bytes", files[f]);
+        img_reader_free(r);
+    }
+}
+
+static void test_names(void)
+{
+    CHECK(img_format_from_name("vpc") == IMG_FORMAT_VHD, "vpc is VHD");
+    CHECK(img_format_from_name("nope") == IMG_FORMAT__MAX, "unknown format name");
+    CHECK(img_subformat_from_name("streamOptimized") == IMG_SUBFORMAT_VMDK_STREAM_OPTIMIZED,
+          "subformat names");
+    CHECK(img_format_can_stream(IMG_FORMAT_VHD, IMG_SUBFORMAT_VHD_FIXED) &&
+              !img_format_can_stream(IMG_FORMAT_QCOW2, IMG_SUBFORMAT_DEFAULT),
+          "streaming formats");
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/hxe-image-api-XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_names();
+    test_pipes();
+    test_qcow2_backing_and_top();
+    test_progress_cancel();
+    test_concurrent_reads();
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
