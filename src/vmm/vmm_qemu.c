@@ -635,6 +635,12 @@ static int qemu_vm_start(Vmm *vm, char **err)
     }
     if (cfg->incoming == VMM_INCOMING_FILE) {
         r = qemu_incoming_file(vm, q->mon, cfg->incoming_path, err);
+        if (r < 0)
+            vmm_error_prefix(err, "cannot resume VM %s from the suspend image %s", vm->uuid,
+                             cfg->incoming_path);
+        /* the image was taken from a paused guest, so QEMU restores it paused */
+        if (r == 0 && !cfg->start_paused)
+            r = qmp_cmd_run(q->mon, "cont", NULL, 0, err);
     } else if (cfg->incoming == VMM_INCOMING_URI) {
         r = qmp_cmd_migrate_set_capability(q->mon, "events", true, err);
         if (r == 0)
@@ -648,13 +654,17 @@ static int qemu_vm_start(Vmm *vm, char **err)
     if (r == 0)
         r = qmp_cmd_query_status(q->mon, &st, err);
     if (r < 0) {
-        _cleanup_free_ char *tail = qemu_process_log_tail(vm->dir, 512);
         qmp_close(q->mon);
         q->mon = NULL;
+        qemu_process_wait_gone(vm->pid, 1000);
         qemu_kill_now(vm);
-        if (tail)
-            vmm_error_prefix(err, "VM %s (QEMU said: %s)", vm->uuid, tail);
-        return r;
+        _cleanup_free_ char *tail = qemu_process_log_tail(vm->dir, 512);
+        if (tail && err && *err) {
+            char *m = xasprintf("%s; QEMU said: %s", *err, tail);
+            free(*err);
+            *err = m;
+        }
+        return r == -ECONNRESET || r == -ESRCH ? -EIO : r;
     }
     vmm_set_state(vm, st);
     log_info("VM %s: QEMU pid %d is up, state %s", vm->uuid, (int)vm->pid,

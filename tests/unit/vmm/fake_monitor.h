@@ -17,6 +17,9 @@
 #ifndef HX_TESTS_FAKE_MONITOR_H
 #define HX_TESTS_FAKE_MONITOR_H
 
+/* not every test uses every helper */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>

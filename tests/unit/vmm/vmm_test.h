@@ -7,6 +7,9 @@
 #ifndef HX_TESTS_VMM_TEST_H
 #define HX_TESTS_VMM_TEST_H
 
+/* not every test uses every helper */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
