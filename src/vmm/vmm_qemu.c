@@ -971,25 +971,32 @@ static int qemu_validate_with(Vmm *vm, const VmmDisk *disk, const VmmNic *nic, c
     return r;
 }
 
-/* Deletes the block nodes left for disk position (after an unplug). */
-static void qemu_del_disk_nodes(Vmm *vm, unsigned position)
+/*
+ * Deletes our block nodes ("disk*") that nothing uses any more: those of an
+ * unplugged disk or ejected CD, an overlay the caller added that an active
+ * commit pivoted away from. QEMU refuses to delete a node that is still
+ * referenced (a device's root, a backing file), so trying them all is safe.
+ * position < 0: all disks; else only "disk<position>-*".
+ */
+static void qemu_gc_nodes(Vmm *vm, int position)
 {
     QemuVm *q = qvm(vm);
     char prefix[24];
-    snprintf(prefix, sizeof(prefix), "disk%u-", position);
-    for (int round = 0; round < 8; round++) {
+    if (position >= 0)
+        snprintf(prefix, sizeof(prefix), "disk%d-", position);
+    else
+        snprintf(prefix, sizeof(prefix), "disk");
+    for (int round = 0; round < 8 && q->mon; round++) {
         _cleanup_strv_ char **names = NULL;
         if (qmp_cmd_list_nodes(q->mon, &names, NULL) < 0)
             return;
-        bool any = false, progress = false;
-        for (char **n = names; *n; n++) {
-            if (!STRPREFIX(*n, prefix))
-                continue;
-            any = true;
-            if (qmp_cmd_blockdev_del(q->mon, *n, NULL) == 0)
+        bool progress = false;
+        for (char **n = names; *n; n++)
+            if (STRPREFIX(*n, prefix) && qmp_cmd_blockdev_del(q->mon, *n, NULL) == 0) {
+                log_debug("VM %s: released block node %s", vm->uuid, *n);
                 progress = true;
-        }
-        if (!any || !progress)
+            }
+        if (!progress)
             return;
     }
 }
@@ -1053,21 +1060,21 @@ static int qemu_vm_disk_attach(Vmm *vm, const VmmDisk *disk, char **err)
         if ((r = qmp_cmd_run_take(mon, "device_add", c, 0, err)) < 0)
             return qemu_vm_fail(vm, r, err);
     }
-    qemu_del_disk_nodes(vm, disk->position); /* leftovers of an earlier late unplug */
+    qemu_gc_nodes(vm, (int)disk->position); /* leftovers of an earlier late unplug */
     if (disk->path) {
         r = qmp_cmd_run_take(mon, "blockdev-add", qemu_argv_disk_file_node(disk), 30000, err);
         if (r < 0)
             return qemu_vm_fail(vm, r, err);
         r = qmp_cmd_run_take(mon, "blockdev-add", qemu_argv_disk_format_node(disk), 30000, err);
         if (r < 0) {
-            qemu_del_disk_nodes(vm, disk->position);
+            qemu_gc_nodes(vm, (int)disk->position);
             return qemu_vm_fail(vm, r, err);
         }
     }
     r = qmp_cmd_run_take(mon, "device_add",
                          qemu_argv_disk_device(vm->cfg.machine, disk, disk->bootindex), 0, err);
     if (r < 0) {
-        qemu_del_disk_nodes(vm, disk->position);
+        qemu_gc_nodes(vm, (int)disk->position);
         return qemu_vm_fail(vm, r, err);
     }
     pthread_mutex_lock(&vm->lock);
@@ -1097,7 +1104,7 @@ static int qemu_vm_disk_detach(Vmm *vm, unsigned position, unsigned timeout_ms, 
     r = qemu_device_unplug(vm, id, timeout_ms, err);
     if (r < 0)
         return r;
-    qemu_del_disk_nodes(vm, position);
+    qemu_gc_nodes(vm, (int)position);
     pthread_mutex_lock(&vm->lock);
     vmm_cfg_remove_disk(vm, position);
     vmm_save_config_locked(vm);
@@ -1146,6 +1153,7 @@ static int qemu_vm_cd_insert(Vmm *vm, unsigned position, const char *path, char 
     r = qmp_cmd_change_medium(mon, id, path, err);
     if (r < 0)
         return qemu_vm_fail(vm, r, err);
+    qemu_gc_nodes(vm, (int)position);
     qemu_cd_set(vm, position, path);
     return 0;
 }
@@ -1162,6 +1170,7 @@ static int qemu_vm_cd_eject(Vmm *vm, unsigned position, char **err)
     r = qmp_cmd_eject(mon, id, err);
     if (r < 0)
         return qemu_vm_fail(vm, r, err);
+    qemu_gc_nodes(vm, (int)position);
     qemu_cd_set(vm, position, NULL);
     return 0;
 }
@@ -1370,7 +1379,10 @@ static void qemu_vm_refresh(Vmm *vm)
     QemuVm *q = qvm(vm);
     VmmBlockInfo *info;
     size_t n;
-    if (!q->mon || qmp_cmd_query_block(q->mon, &info, &n, NULL) < 0)
+    if (!q->mon || !qmp_is_connected(q->mon))
+        return;
+    qemu_gc_nodes(vm, -1);
+    if (qmp_cmd_query_block(q->mon, &info, &n, NULL) < 0)
         return;
     pthread_mutex_lock(&vm->lock);
     bool changed = false;
@@ -1572,14 +1584,16 @@ static int qemu_vm_job_commit(Vmm *vm, unsigned position, const char *top, const
         }
     }
     if (top_i + 1 >= bi->chain_len) {
+        r = vmm_error(err, -EINVAL, "VM %s: disk %u has no backing file below %s to commit into",
+                      vm->uuid, position, bi->chain[top_i].filename);
         vmm_block_info_free(all, n);
-        return vmm_error(err, -EINVAL, "VM %s: disk %u has no backing file below %s to commit "
-                         "into", vm->uuid, position, bi->chain[top_i].filename);
+        return r;
     }
     if (base && !qemu_chain_has(bi, base, top_i + 1)) {
+        r = vmm_error(err, -ENOENT, "VM %s: %s is not below %s in the chain of disk %u",
+                      vm->uuid, base, bi->chain[top_i].filename, position);
         vmm_block_info_free(all, n);
-        return vmm_error(err, -ENOENT, "VM %s: %s is not below %s in the chain of disk %u",
-                         vm->uuid, base, bi->chain[top_i].filename, position);
+        return r;
     }
     struct json_object *a = qemu_args1("job-id", job_id);
     json_object_object_add(a, "device", json_object_new_string(bi->chain[0].node_name));
