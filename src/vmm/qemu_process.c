@@ -294,10 +294,14 @@ bool qemu_process_matches(pid_t pid, const char *uuid)
     ssize_t n = vmm_read_file(path, 1024 * 1024, false, &buf);
     if (n <= 0)
         return false;
-    const char *arg0 = buf;
-    const char *base = strrchr(arg0, '/');
-    base = base ? base + 1 : arg0;
-    if (!strstr(base, "qemu-system"))
+    /* argv[0] is QEMU; argv[1] when an interpreter runs a wrapper script */
+    bool qemu = false;
+    const char *arg = buf;
+    for (int i = 0; i < 2 && arg < buf + n; i++, arg += strlen(arg) + 1) {
+        const char *base = strrchr(arg, '/');
+        qemu |= strstr(base ? base + 1 : arg, "qemu-system") != NULL;
+    }
+    if (!qemu)
         return false;
     for (const char *p = buf; p < buf + n; p += strlen(p) + 1) {
         const char *next = p + strlen(p) + 1;

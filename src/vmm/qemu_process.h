@@ -29,7 +29,8 @@ void qemu_process_reap(pid_t reaper_pid);
 
 /* The pid in <vm dir>/qemu.pid, or -errno (-ENOENT, -EINVAL). */
 int qemu_process_read_pidfile(const char *vm_dir, pid_t *pid);
-/* True if pid is alive and /proc/pid/cmdline is a QEMU started with "-uuid uuid". */
+/* True if pid is alive and /proc/pid/cmdline is a QEMU (argv[0], or argv[1] for a wrapper run
+ * by an interpreter, names qemu-system*) started with "-uuid uuid". */
 bool qemu_process_matches(pid_t pid, const char *uuid);
 bool qemu_process_alive(pid_t pid);
 /* Waits until pid is gone: 0, or -ETIMEDOUT. Uses a pidfd where possible. */

@@ -29,6 +29,7 @@
 static pthread_mutex_t vmm_settings_lock = PTHREAD_MUTEX_INITIALIZER;
 static int vmm_backend_setting = -1;
 static char *vmm_qemu_binary;
+static unsigned vmm_start_timeout_ms = 30000;
 
 void vmm_set_backend(VmmBackend backend)
 {
@@ -68,6 +69,21 @@ const char *vmm_get_qemu_binary(void)
     const char *b = vmm_qemu_binary;
     pthread_mutex_unlock(&vmm_settings_lock);
     return b;
+}
+
+void vmm_set_start_timeout(unsigned ms)
+{
+    pthread_mutex_lock(&vmm_settings_lock);
+    vmm_start_timeout_ms = ms ? ms : 30000;
+    pthread_mutex_unlock(&vmm_settings_lock);
+}
+
+unsigned vmm_get_start_timeout(void)
+{
+    pthread_mutex_lock(&vmm_settings_lock);
+    unsigned ms = vmm_start_timeout_ms;
+    pthread_mutex_unlock(&vmm_settings_lock);
+    return ms;
 }
 
 static bool vmm_cpuinfo_has_virt(void)

@@ -287,6 +287,9 @@ VmmBackend vmm_get_backend(void);
 /* The QEMU binary (default "qemu-system-x86_64" from PATH, or $HX_QEMU). */
 void vmm_set_qemu_binary(const char *path);
 const char *vmm_get_qemu_binary(void);
+/* How long vmm_start() waits for QEMU's QMP greeting (default 30000 ms). */
+void vmm_set_start_timeout(unsigned ms);
+unsigned vmm_get_start_timeout(void);
 
 /*
  * `--accel auto`: KVM only when /dev/kvm opens read-write AND /proc/cpuinfo

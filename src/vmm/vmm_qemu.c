@@ -35,7 +35,6 @@
 #include "vmm/vmm_util.h"
 #include "util/banned.h"
 
-#define QEMU_GREETING_TIMEOUT_MS 30000
 #define QEMU_STATUS_POLL_MS 5000
 #define QEMU_VIRTIO_POLL_MS 1000
 #define QEMU_LOG_TAIL 2048
@@ -616,7 +615,7 @@ static int qemu_vm_start(Vmm *vm, char **err)
         return r;
     }
     QmpCallbacks cb = qemu_vm_callbacks(vm);
-    r = qmp_open(cfd, &cb, QEMU_GREETING_TIMEOUT_MS, &q->mon, err);
+    r = qmp_open(cfd, &cb, vmm_get_start_timeout(), &q->mon, err);
     if (r < 0) {
         bool gone = qemu_process_wait_gone(vm->pid, 3000) == 0;
         if (!gone)

@@ -42,7 +42,7 @@ static void t_suspend_resume(void *data)
     struct stat st;
     CHECK(stat(image, &st) == 0 && st.st_size > 1024 * 1024);
     pid_t pid = vmm_pid(vm);
-    CHECK(kill(pid, 0) < 0);
+    CHECK(!qemu_process_alive(pid));
     vmm_sleep_ms(300);
     int hb = vmt_last_heartbeat(vmt_run, uuid);
     CHECK(hb >= 2);
@@ -130,7 +130,7 @@ static void t_attach_after_restart(void *data)
     waitpid(daemon, NULL, 0);
     int hb = vmt_last_heartbeat(vmt_run, uuid);
     CHECK(vmt_wait_heartbeat(vmt_run, uuid, hb + 1, 30000));
-    CHECK(kill(qemu, 0) == 0);
+    CHECK(qemu_process_alive(qemu));
     CHECK(getppid() != qemu);
 
     /* the new daemon finds and takes it back */
@@ -158,7 +158,7 @@ static void t_attach_after_restart(void *data)
     CHECK(vmt_wait_event(&log, VMM_EVENT_RESUME, 0, 5000) >= 0);
     /* closing the handle leaves the VM running; attach again */
     vmm_close(vm);
-    CHECK(kill(qemu, 0) == 0);
+    CHECK(qemu_process_alive(qemu));
     vmt_log_init(&log);
     r = vmm_attach(vmt_run, uuid, vmt_on_event, &log, &vm, &err);
     CHECK_MSG(r == 0, "second attach: %s", err);
@@ -224,7 +224,7 @@ static void t_panic_and_dump(void *data)
     VmmRunState st;
     CHECK_INT(vmm_query_status(vm, &st, &err), 0);
     CHECK_INT(st, VMM_RUN_STATE_GUEST_PANICKED);
-    CHECK(kill(vmm_pid(vm), 0) == 0); /* preserved for the caller to decide */
+    CHECK(qemu_process_alive(vmm_pid(vm))); /* preserved for the caller to decide */
     char *console = vmt_console(vmt_run, uuid);
     CHECK_CONTAINS(console, "TEST-MARKER: crashing");
     free(console);

@@ -77,7 +77,7 @@ static void t_bios_powerdown(void *data)
     CHECK_INT(vmm_wait_exit(vm, 10000, &code, &sig), 0);
     CHECK_INT(code, 0);
     pid_t pid = vmm_pid(vm);
-    CHECK(kill(pid, 0) < 0 && errno == ESRCH);
+    CHECK(!qemu_process_alive(pid));
     char *pidfile = vmm_path(vmt_run, uuid, "qemu.pid");
     char *qmp = vmm_path(vmt_run, uuid, "qmp.sock");
     CHECK(access(pidfile, F_OK) != 0);
@@ -138,7 +138,7 @@ static void t_pause_reset_destroy(void *data)
 
     pid_t pid = vmm_pid(vm);
     CHECK_INT(vmm_destroy(vm, 10000, &err), 0);
-    CHECK(kill(pid, 0) < 0 && errno == ESRCH);
+    CHECK(!qemu_process_alive(pid));
     int x = vmt_wait_event(&log, VMM_EVENT_EXITED, 0, 10000);
     CHECK(x >= 0);
     int s = vmt_wait_event(&log, VMM_EVENT_SHUTDOWN, before, 1);

@@ -24,6 +24,7 @@
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
+#include "vmm/qemu_process.h"
 #include "vmm/vmm.h"
 #include "vmm/vmm_util.h"
 #include "vmm_test.h"
