@@ -614,9 +614,11 @@ static char **js_strv(JsReader *r, const char *k)
 
 int vmm_config_from_json(struct json_object *obj, VmmConfig *cfg, char **err)
 {
-    vmm_config_init(cfg);
-    if (!obj || !json_object_is_type(obj, json_type_object))
+    if (!obj || !json_object_is_type(obj, json_type_object)) {
+        memset(cfg, 0, sizeof(*cfg));
         return vmm_error(err, -EINVAL, "VM configuration: not a JSON object");
+    }
+    vmm_config_init(cfg);
     JsReader r = {.obj = obj, .where = "VM configuration", .err = err};
     _cleanup_free_ char *uuid = js_str(&r, "uuid");
     snprintf(cfg->uuid, sizeof(cfg->uuid), "%s", uuid ? uuid : "");
