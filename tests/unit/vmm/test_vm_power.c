@@ -236,6 +236,107 @@ static void t_start_errors(void *data)
     free(err);
 }
 
+/* Each hardware shape of the golden argv tests, with real files, must be accepted by QEMU
+ * (started paused: nothing boots). Taps are left out: they would touch the host's network. */
+static void t_shapes_accepted(void *data)
+{
+    const char *uuid = "a0000000-0000-4000-8000-000000000005";
+    char *err = NULL;
+    char *disk = vmt_overlay("shape.qcow2");
+    char *raw = vmt_path("shape.raw");
+    char *iso = vmt_path("shape.iso");
+    char *nvram = vmt_path("nvram.fd");
+    vmt_sh("truncate -s 8M '%s' && truncate -s 1M '%s'", raw, iso);
+    for (int shape = 0; shape < 5; shape++) {
+        VmmConfig c;
+        vmm_config_init(&c);
+        snprintf(c.uuid, sizeof(c.uuid), "%s", uuid);
+        c.name = xasprintf("shape,%d", shape);
+        c.memory_mib = 64;
+        c.start_paused = true;
+        VmmNic *n;
+        switch (shape) {
+        case 0: /* BIOS disk boot, VNC socket, SMBIOS, RTC offset */
+            c.vcpus = c.vcpus_max = 2;
+            c.memory_target_mib = 48;
+            vmm_config_add_disk(&c, 0, VMM_DISK_TYPE_DISK, VMM_BUS_VIRTIO, disk,
+                                VMM_DISK_FORMAT_QCOW2);
+            vmm_config_add_disk(&c, 3, VMM_DISK_TYPE_CDROM, VMM_BUS_IDE, NULL, 0);
+            c.vnc = VMM_VNC_UNIX;
+            vmm_config_add_smbios(&c, "system-manufacturer", "Acme, Inc.");
+            vmm_config_add_smbios(&c, "oem-1", "first");
+            vmm_config_add_smbios(&c, "enclosure-asset-tag", "A-42");
+            c.rtc_offset_s = 3600;
+            break;
+        case 1: /* direct kernel, user net with a forward, console socket */
+            vmt_config(&c, uuid, "wait");
+            c.start_paused = true;
+            c.vcpus_max = 4;
+            c.tcg_tb_size_mib = 16;
+            c.serial_socket = true;
+            n = vmm_config_add_nic(&c, 1, "52:54:00:aa:bb:01", VMM_NIC_MODEL_VIRTIO);
+            n->hostfwd = xnew0(char *, 2);
+            n->hostfwd[0] = xstrdup("tcp:127.0.0.1:0-:80");
+            vmm_config_add_disk(&c, 0, VMM_DISK_TYPE_DISK, VMM_BUS_VIRTIO, raw,
+                                VMM_DISK_FORMAT_RAW)->serial = xstrdup("hx-root");
+            break;
+        case 2: /* IDE disk and CD, e1000 and rtl8139, no ACPI, USB tablet, VNC port */
+            vmm_config_add_disk(&c, 0, VMM_DISK_TYPE_DISK, VMM_BUS_IDE, raw, VMM_DISK_FORMAT_RAW);
+            vmm_config_add_disk(&c, 2, VMM_DISK_TYPE_CDROM, VMM_BUS_IDE, iso, 0);
+            vmm_config_add_nic(&c, 0, "52:54:00:00:00:01", VMM_NIC_MODEL_E1000);
+            vmm_config_add_nic(&c, 1, "52:54:00:00:00:02", VMM_NIC_MODEL_RTL8139);
+            c.acpi = false;
+            c.usb_tablet = true;
+            c.vnc = VMM_VNC_TCP;
+            c.vga = xstrdup("cirrus");
+            c.qga = c.pvpanic = false;
+            c.reboot_is_shutdown = true;
+            free(c.boot_order);
+            c.boot_order = xstrdup("dcn");
+            break;
+        case 3: /* SCSI disk and empty SCSI CD, read-only virtio disk */
+            vmm_config_add_disk(&c, 1, VMM_DISK_TYPE_DISK, VMM_BUS_SCSI, disk,
+                                VMM_DISK_FORMAT_QCOW2);
+            vmm_config_add_disk(&c, 3, VMM_DISK_TYPE_CDROM, VMM_BUS_SCSI, NULL, 0);
+            vmm_config_add_disk(&c, 2, VMM_DISK_TYPE_DISK, VMM_BUS_VIRTIO, raw,
+                                VMM_DISK_FORMAT_RAW)->read_only = true;
+            c.keep_on_shutdown = true;
+            break;
+        case 4: /* UEFI on q35 (TCG here) */
+            c.machine = VMM_MACHINE_Q35;
+            c.firmware = VMM_FIRMWARE_UEFI;
+            c.nvram_path = xstrdup(nvram);
+            c.memory_mib = 128;
+            vmm_config_add_disk(&c, 0, VMM_DISK_TYPE_DISK, VMM_BUS_VIRTIO, disk,
+                                VMM_DISK_FORMAT_QCOW2)->bootindex = 7;
+            vmm_config_add_disk(&c, 4, VMM_DISK_TYPE_CDROM, VMM_BUS_IDE, iso, 0);
+            vmm_config_add_nic(&c, 0, "52:54:00:de:ad:01", VMM_NIC_MODEL_VIRTIO);
+            break;
+        }
+        Vmm *vm = NULL;
+        int r = vmm_start(vmt_run, &c, NULL, NULL, &vm, &err);
+        CHECK_MSG(r == 0, "shape %d refused: %s", shape, err);
+        if (vm) {
+            char *addr = NULL;
+            if (c.vnc == VMM_VNC_TCP) {
+                CHECK_INT(vmm_vnc_address(vm, &addr, &err), 0);
+                CHECK(addr && strncmp(addr, "127.0.0.1:59", 12) == 0);
+                free(addr);
+            }
+            if (shape == 4)
+                CHECK(access(nvram, R_OK | W_OK) == 0); /* made from OVMF's template */
+            CHECK_INT(vmm_destroy(vm, 5000, &err), 0);
+            vmm_close(vm);
+        }
+        vmm_config_release(&c);
+    }
+    free(disk);
+    free(raw);
+    free(iso);
+    free(nvram);
+    free(err);
+}
+
 int main(void)
 {
     if (!vmt_setup()) {
@@ -248,6 +349,8 @@ int main(void)
              t_pause_reset_destroy, NULL);
     test_run("start paused runs nothing until unpaused", t_start_paused, NULL);
     test_run("start errors name their cause", t_start_errors, NULL);
+    test_run("every hardware shape of the golden tests is accepted by QEMU", t_shapes_accepted,
+             NULL);
     vmt_teardown();
     return test_done();
 }
