@@ -20,6 +20,7 @@
 
 #include "util/cleanup.h"
 #include "util/log.h"
+#include "util/strbuf.h"
 #include "util/xalloc.h"
 #include "vmm/qemu_process.h"
 #include "vmm/vmm_util.h"
@@ -247,9 +248,17 @@ int qemu_process_spawn(char *const argv[], const char *vm_dir, int keep_fd, pid_
 
 void qemu_process_reap(pid_t reaper_pid)
 {
-    if (reaper_pid > 0)
-        while (waitpid(reaper_pid, NULL, WNOHANG) < 0 && errno == EINTR) {
-        }
+    if (reaper_pid <= 0)
+        return;
+    /* it ends right after writing exit-status: give it a moment, never block on it */
+    for (int i = 0; i < 50; i++) {
+        pid_t r = waitpid(reaper_pid, NULL, WNOHANG);
+        if (r == reaper_pid || (r < 0 && errno == ECHILD))
+            return;
+        if (r < 0 && errno == EINTR)
+            continue;
+        vmm_sleep_ms(10);
+    }
 }
 
 int qemu_process_read_pidfile(const char *vm_dir, pid_t *pid)
@@ -389,9 +398,22 @@ char *qemu_process_log_tail(const char *vm_dir, size_t max)
     size_t len = strlen(start);
     while (len && (start[len - 1] == '\n' || start[len - 1] == '\r'))
         start[--len] = '\0';
-    char *r = xstrdup(start);
+    /* drop the timestamps of -msg timestamp=on ("2026-11-27T11:09:11.886899Z ") */
+    StrBuf out = STRBUF_INIT;
+    for (char *line = start; line && *line;) {
+        char *nl = strchr(line, '\n');
+        size_t ll = nl ? (size_t)(nl - line) : strlen(line);
+        const char *text = line;
+        const char *sp = memchr(line, ' ', ll);
+        if (sp && sp - line >= 20 && sp[-1] == 'Z' && line[4] == '-' && line[10] == 'T')
+            text = sp + 1;
+        if (out.len)
+            strbuf_addch(&out, '\n');
+        strbuf_add(&out, text, ll - (size_t)(text - line));
+        line = nl ? nl + 1 : NULL;
+    }
     free(buf);
-    return r;
+    return strbuf_detach(&out, NULL);
 }
 
 void qemu_process_cleanup(const char *vm_dir)

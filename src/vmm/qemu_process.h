@@ -24,7 +24,7 @@
  */
 int qemu_process_spawn(char *const argv[], const char *vm_dir, int keep_fd, pid_t *pid,
                        pid_t *reaper_pid, char **err);
-/* Collects the reaper if it has ended (never blocks). */
+/* Collects the reaper once it has ended (waits at most half a second for it). */
 void qemu_process_reap(pid_t reaper_pid);
 
 /* The pid in <vm dir>/qemu.pid, or -errno (-ENOENT, -EINVAL). */
@@ -40,7 +40,8 @@ int qemu_process_kill(pid_t pid, const char *uuid, int sig);
 /* Reads <vm dir>/exit-status: 0 with *code (or -1) and *sig (or 0); -ENOENT if absent.
  * Waits up to wait_ms for the reaper to write it. */
 int qemu_process_exit_status(const char *vm_dir, unsigned wait_ms, int *code, int *sig);
-/* The last lines of <vm dir>/qemu.log (malloc'd, at most max bytes), or NULL. */
+/* The last lines of <vm dir>/qemu.log without their timestamps (malloc'd, at most max
+ * bytes), or NULL. */
 char *qemu_process_log_tail(const char *vm_dir, size_t max);
 /* Removes sockets and the pidfile from vm_dir (keeps logs and config). */
 void qemu_process_cleanup(const char *vm_dir);

@@ -328,9 +328,9 @@ static int qmp_execute_internal(QmpMonitor *mon, const char *command, struct jso
     json_object_object_add(req, "id", json_object_new_int64(pend.id));
     _cleanup_strbuf_ StrBuf line = STRBUF_INIT;
     strbuf_adds(&line, vmm_json_str(req));
+    log_debug("QMP send: %.500s", line.buf);
     strbuf_addch(&line, '\n');
     json_object_put(req);
-    log_debug("QMP send: %.500s", line.buf);
 
     pthread_mutex_lock(&mon->write_lock);
     int r = qmp_write_all(mon, line.buf, line.len, pass_fd, deadline);

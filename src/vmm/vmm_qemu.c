@@ -612,6 +612,7 @@ static int qemu_vm_start(Vmm *vm, char **err)
     close(steal_fd(&lfd));
     if (r < 0) {
         close(cfd);
+        qemu_process_cleanup(vm->dir);
         return r;
     }
     QmpCallbacks cb = qemu_vm_callbacks(vm);
