@@ -916,6 +916,7 @@ struct TarStreamOut {
     unsigned nslots;
     uint8_t **slot_buf;
     size_t *slot_len;
+    bool *slot_flush;   /* flush the compressor after this slot */
     unsigned cur;     /* slot being filled by the caller */
     unsigned wr;      /* oldest queued slot (the writer's) */
     unsigned queued;  /* filled slots not yet written */
@@ -996,47 +997,58 @@ static int out_flush_cbuf(TarStreamOut *out)
     return r;
 }
 
-static int out_emit(TarStreamOut *out, const uint8_t *p, size_t n, bool final)
+typedef enum { EMIT_CONTINUE, EMIT_FLUSH, EMIT_END } EmitMode;
+
+/* Writes or compresses n bytes; FLUSH and END also push out what the compressor holds. */
+static int out_emit(TarStreamOut *out, const uint8_t *p, size_t n, EmitMode mode)
 {
+    bool push = mode != EMIT_CONTINUE;
     switch (out->comp) {
     case TARSTREAM_COMPRESSION_GZIP: {
+        int flush = mode == EMIT_END ? Z_FINISH : mode == EMIT_FLUSH ? Z_SYNC_FLUSH : Z_NO_FLUSH;
         out->z.next_in = (Bytef *)p;
         out->z.avail_in = (uInt)n;
         for (;;) {
             out->z.next_out = out->cbuf + out->cbuf_len;
             out->z.avail_out = (uInt)(out->cbuf_size - out->cbuf_len);
-            int zr = deflate(&out->z, final ? Z_FINISH : Z_NO_FLUSH);
+            int zr = deflate(&out->z, flush);
             out->cbuf_len = out->cbuf_size - out->z.avail_out;
             if (zr == Z_STREAM_ERROR)
                 return -EIO;
-            if (out->cbuf_len == out->cbuf_size || (final && out->cbuf_len)) {
+            bool done = mode == EMIT_END ? zr == Z_STREAM_END
+                                         : out->z.avail_in == 0 && out->z.avail_out != 0;
+            if (out->cbuf_len == out->cbuf_size || (push && done && out->cbuf_len)) {
                 int r = out_flush_cbuf(out);
                 if (r < 0)
                     return r;
             }
-            if (final ? zr == Z_STREAM_END : out->z.avail_in == 0)
+            if (done)
                 return 0;
         }
     }
     case TARSTREAM_COMPRESSION_ZSTD: {
+        ZSTD_EndDirective dir = mode == EMIT_END     ? ZSTD_e_end
+                                : mode == EMIT_FLUSH ? ZSTD_e_flush
+                                                     : ZSTD_e_continue;
         ZSTD_inBuffer zin = {p, n, 0};
         for (;;) {
             ZSTD_outBuffer zout = {out->cbuf, out->cbuf_size, out->cbuf_len};
-            size_t zr = ZSTD_compressStream2(out->zc, &zout, &zin, final ? ZSTD_e_end : ZSTD_e_continue);
+            size_t zr = ZSTD_compressStream2(out->zc, &zout, &zin, dir);
             out->cbuf_len = zout.pos;
             if (ZSTD_isError(zr))
                 return -EIO;
-            if (out->cbuf_len == out->cbuf_size || (final && out->cbuf_len)) {
+            bool done = push ? zr == 0 : zin.pos == zin.size;
+            if (out->cbuf_len == out->cbuf_size || (push && done && out->cbuf_len)) {
                 int r = out_flush_cbuf(out);
                 if (r < 0)
                     return r;
             }
-            if (final ? zr == 0 : zin.pos == zin.size)
+            if (done)
                 return 0;
         }
     }
     default:
-        return final ? 0 : out_write_all(out, p, n);
+        return n ? out_write_all(out, p, n) : 0;
     }
 }
 
@@ -1059,7 +1071,8 @@ static void *out_thread_main(void *arg)
         pthread_mutex_unlock(&out->mu);
 
         if (!failed) {
-            int r = out_emit(out, out->slot_buf[idx], out->slot_len[idx], false);
+            int r = out_emit(out, out->slot_buf[idx], out->slot_len[idx],
+                             out->slot_flush[idx] ? EMIT_FLUSH : EMIT_CONTINUE);
             if (r < 0)
                 out_set_err(out, r);
         }
@@ -1071,7 +1084,7 @@ static void *out_thread_main(void *arg)
         pthread_mutex_unlock(&out->mu);
     }
     if (!atomic_load(&out->err_fast)) {
-        int r = out_emit(out, NULL, 0, true);
+        int r = out_emit(out, NULL, 0, EMIT_END);
         if (r < 0)
             out_set_err(out, r);
     }
@@ -1091,6 +1104,7 @@ TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp)
         out->nslots = 2;
     out->slot_buf = xnew0(uint8_t *, out->nslots);
     out->slot_len = xnew0(size_t, out->nslots);
+    out->slot_flush = xnew0(bool, out->nslots);
     for (unsigned i = 0; i < out->nslots; i++)
         out->slot_buf[i] = xmalloc(out->slot_size);
     atomic_init(&out->err_fast, 0);
@@ -1149,10 +1163,11 @@ TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp)
 }
 
 /* Queues the current slot and waits for the next one to be free. */
-static int out_submit(TarStreamOut *out)
+static int out_submit(TarStreamOut *out, bool flush)
 {
-    if (out->slot_len[out->cur] == 0)
+    if (out->slot_len[out->cur] == 0 && !flush)
         return 0;
+    out->slot_flush[out->cur] = flush;
     pthread_mutex_lock(&out->mu);
     out->queued++;
     out->cur = (out->cur + 1) % out->nslots;
@@ -1169,7 +1184,16 @@ static int out_submit(TarStreamOut *out)
         return r;
     }
     out->slot_len[out->cur] = 0;
+    out->slot_flush[out->cur] = false;
     return atomic_load(&out->err_fast);
+}
+
+int tarstream_out_flush(TarStreamOut *out)
+{
+    int r = atomic_load(&out->err_fast);
+    if (r)
+        return r;
+    return out_submit(out, true);
 }
 
 uint8_t *tarstream_out_reserve(TarStreamOut *out, size_t len)
@@ -1181,7 +1205,7 @@ uint8_t *tarstream_out_reserve(TarStreamOut *out, size_t len)
         return NULL;
     }
     if (out->slot_len[out->cur] + len > out->slot_size) {
-        if (out_submit(out) < 0)
+        if (out_submit(out, false) < 0)
             return NULL;
     }
     return out->slot_buf[out->cur] + out->slot_len[out->cur];
@@ -1293,6 +1317,7 @@ void tarstream_out_free(TarStreamOut *out)
         free(out->slot_buf[i]);
     free(out->slot_buf);
     free(out->slot_len);
+    free(out->slot_flush);
     free(out->cbuf);
     free(out);
 }

@@ -164,6 +164,13 @@ int tarstream_out_write(TarStreamOut *out, const void *data, size_t len);
 /* Appends a regular-file member (header, data, padding); 0 or -errno. */
 int tarstream_out_member(TarStreamOut *out, const char *name, const void *data, size_t len,
                          uint64_t mtime);
+/*
+ * Hands everything appended so far to the writer thread, which writes it
+ * and, when compressing, flushes the compressor (Z_SYNC_FLUSH, ZSTD_e_flush)
+ * so that the bytes reach the fd now. Does not wait for the write.
+ * 0 or -errno.
+ */
+int tarstream_out_flush(TarStreamOut *out);
 /* Appends the end-of-archive marker (two zero blocks); 0 or -errno. */
 int tarstream_out_end(TarStreamOut *out);
 /* 0, or the first -errno the writer met (e.g. -EPIPE, -ENOSPC), or -ECANCELED. */

@@ -225,6 +225,9 @@ static int exp_keepalive(Exporter *ex, const char *prefix, uint64_t blockno)
     tarstream_out_commit(ex->out, 3 * TARSTREAM_BLOCK);
     ex->st.keepalives++;
     ex->last_emit_ms = now_ms();
+    /* A keep-alive is pointless until it leaves: write it (and whatever is pending) now. */
+    if (tarstream_out_flush(ex->out) < 0)
+        return exp_out_error(ex, "keep-alive");
     return 0;
 }
 
