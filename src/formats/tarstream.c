@@ -1,0 +1,1323 @@
+/*
+ * Streaming tar plumbing: ustar headers, a read-ahead decompressing input
+ * and a threaded, optionally compressing output. See tarstream.h.
+ *
+ * Input: a byte ring filled by a producer (a worker thread, or the consumer
+ * itself when not threaded) that reads the source and inflates gzip or
+ * decodes zstd; the consumer peeks at contiguous spans of the ring, so
+ * member data reaches the caller without an extra copy. The producer polls
+ * a wake-up pipe beside the fd, so freeing a stream never hangs on a stalled
+ * peer.
+ *
+ * Output: a ring of large slots filled by the caller and written (or
+ * compressed and written) by a worker thread that blocks all signals, so a
+ * broken pipe yields -EPIPE rather than killing the process.
+ *
+ * Nothing here interprets member names or contents.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zlib.h>
+#include <zstd.h>
+
+#include "formats/tarstream.h"
+#include "util/macros.h"
+#include "util/xalloc.h"
+#include "util/banned.h"
+
+const char *tarstream_compression_name(TarStreamCompression c)
+{
+    switch (c) {
+    case TARSTREAM_COMPRESSION_AUTO: return "auto";
+    case TARSTREAM_COMPRESSION_NONE: return "none";
+    case TARSTREAM_COMPRESSION_GZIP: return "gzip";
+    case TARSTREAM_COMPRESSION_ZSTD: return "zstd";
+    default: return "?";
+    }
+}
+
+/* ---------------------------------------------------------------- headers */
+
+/* ustar field offsets and lengths */
+enum {
+    H_NAME = 0, H_NAME_LEN = 100,
+    H_MODE = 100, H_MODE_LEN = 8,
+    H_UID = 108, H_UID_LEN = 8,
+    H_GID = 116, H_GID_LEN = 8,
+    H_SIZE = 124, H_SIZE_LEN = 12,
+    H_MTIME = 136, H_MTIME_LEN = 12,
+    H_CHKSUM = 148, H_CHKSUM_LEN = 8,
+    H_TYPE = 156,
+    H_MAGIC = 257, H_VERSION = 263,
+    H_PREFIX = 345, H_PREFIX_LEN = 155,
+};
+
+/* Writes value as zero-padded octal in len-1 digits plus a NUL; false if it does not fit. */
+static bool put_octal(uint8_t *field, size_t len, uint64_t value)
+{
+    size_t digits = len - 1;
+    for (size_t i = digits; i-- > 0;) {
+        field[i] = (uint8_t)('0' + (value & 7));
+        value >>= 3;
+    }
+    field[digits] = '\0';
+    return value == 0;
+}
+
+/*
+ * Parses a numeric header field: octal digits with optional leading spaces
+ * and a space or NUL terminator, or GNU base-256 (high bit set). An empty
+ * field is 0. False on anything else or on overflow.
+ */
+static bool get_number(const uint8_t *field, size_t len, uint64_t *out)
+{
+    if (field[0] & 0x80) {
+        if (field[0] == 0xff)
+            return false; /* negative */
+        uint64_t v = field[0] & 0x7f;
+        for (size_t i = 1; i < len; i++) {
+            if (v >> 55)
+                return false;
+            v = (v << 8) | field[i];
+        }
+        *out = v;
+        return true;
+    }
+    size_t i = 0;
+    while (i < len && field[i] == ' ')
+        i++;
+    uint64_t v = 0;
+    for (; i < len && field[i] >= '0' && field[i] <= '7'; i++) {
+        if (v >> 60)
+            return false;
+        v = (v << 3) | (uint64_t)(field[i] - '0');
+    }
+    for (; i < len; i++) {
+        if (field[i] != ' ' && field[i] != '\0')
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+static void header_checksums(const uint8_t *b, uint64_t *usum, int64_t *ssum)
+{
+    uint64_t u = 0;
+    int64_t s = 0;
+    for (size_t i = 0; i < TARSTREAM_BLOCK; i++) {
+        uint8_t c = (i >= H_CHKSUM && i < H_CHKSUM + H_CHKSUM_LEN) ? ' ' : b[i];
+        u += c;
+        s += (int8_t)c;
+    }
+    *usum = u;
+    *ssum = s;
+}
+
+static bool printable_name(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return false;
+    }
+    return true;
+}
+
+int tarstream_header_encode(uint8_t out[TARSTREAM_BLOCK], const char *name, uint64_t size,
+                            uint64_t mtime, unsigned mode)
+{
+    size_t nlen = strlen(name);
+    if (nlen == 0 || !printable_name(name))
+        return -EINVAL;
+    memset(out, 0, TARSTREAM_BLOCK);
+    if (nlen <= H_NAME_LEN) {
+        memcpy(out + H_NAME, name, nlen);
+    } else {
+        /* Split at a '/' so that both ustar fields can hold their part. */
+        const char *split = NULL;
+        for (size_t i = 1; i + 1 < nlen; i++) {
+            if (name[i] == '/' && i <= H_PREFIX_LEN && nlen - i - 1 <= H_NAME_LEN) {
+                split = name + i;
+                break;
+            }
+        }
+        if (!split)
+            return -ENAMETOOLONG;
+        size_t pre = (size_t)(split - name);
+        memcpy(out + H_PREFIX, name, pre);
+        memcpy(out + H_NAME, split + 1, nlen - pre - 1);
+    }
+    if (!put_octal(out + H_SIZE, H_SIZE_LEN, size))
+        return -EFBIG;
+    if (!put_octal(out + H_MTIME, H_MTIME_LEN, mtime))
+        put_octal(out + H_MTIME, H_MTIME_LEN, 0);
+    put_octal(out + H_MODE, H_MODE_LEN, mode & 07777);
+    put_octal(out + H_UID, H_UID_LEN, 0);
+    put_octal(out + H_GID, H_GID_LEN, 0);
+    out[H_TYPE] = '0';
+    memcpy(out + H_MAGIC, "ustar", 6);
+    memcpy(out + H_VERSION, "00", 2);
+    uint64_t usum;
+    int64_t ssum;
+    header_checksums(out, &usum, &ssum);
+    /* six octal digits, NUL, space: the traditional layout */
+    for (size_t i = 6; i-- > 0;) {
+        out[H_CHKSUM + i] = (uint8_t)('0' + (usum & 7));
+        usum >>= 3;
+    }
+    out[H_CHKSUM + 6] = '\0';
+    out[H_CHKSUM + 7] = ' ';
+    return 0;
+}
+
+bool tarstream_header_valid(const uint8_t blk[TARSTREAM_BLOCK])
+{
+    uint64_t stored, v;
+    if (!get_number(blk + H_CHKSUM, H_CHKSUM_LEN, &stored))
+        return false;
+    uint64_t usum;
+    int64_t ssum;
+    header_checksums(blk, &usum, &ssum);
+    if (stored != usum && (int64_t)stored != ssum)
+        return false;
+    return get_number(blk + H_SIZE, H_SIZE_LEN, &v) && get_number(blk + H_MODE, H_MODE_LEN, &v) &&
+           get_number(blk + H_MTIME, H_MTIME_LEN, &v);
+}
+
+static bool block_is_zero(const uint8_t *b)
+{
+    for (size_t i = 0; i < TARSTREAM_BLOCK; i++) {
+        if (b[i])
+            return false;
+    }
+    return true;
+}
+
+/* ----------------------------------------------------------------- input */
+
+#define IN_RAW_SIZE (1024 * 1024)
+
+struct TarStreamIn {
+    /* configuration */
+    int fd;
+    TarStreamReadFn read_fn;
+    void *read_ctx;
+    TarStreamCompression comp; /* AUTO until the producer decides */
+    bool threaded;
+    const atomic_bool *cancel;
+
+    /* ring shared by producer and consumer (under mu when threaded) */
+    uint8_t *ring;
+    size_t ring_size;
+    uint64_t head; /* bytes produced */
+    uint64_t tail; /* bytes consumed */
+    bool eof;      /* the producer is finished */
+    int err;       /* its final status when eof: 0 or -errno */
+    TarStreamErrorKind err_kind;
+    char errmsg[256];
+
+    /* producer-only */
+    uint8_t *raw;
+    size_t raw_pos, raw_len;
+    bool raw_eof;
+    bool detected;
+    bool gzip_magic; /* the input starts with 1f 8b */
+    z_stream z;
+    bool z_ready;
+    ZSTD_DCtx *zd;
+    size_t zd_last;   /* last ZSTD_decompressStream() result */
+    bool zd_started;  /* any zstd input consumed */
+    bool dec_done;
+
+    /* threading */
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_data;  /* consumer waits for data */
+    pthread_cond_t cv_space; /* producer waits for space */
+    bool stop;
+    int wake[2];
+
+    /* consumer-side error copy (set when the consumer itself fails) */
+    int cons_err;
+};
+
+static void in_set_error(TarStreamIn *in, TarStreamErrorKind kind, const char *fmt, ...)
+    HX_PRINTF(3, 4);
+static void in_set_error(TarStreamIn *in, TarStreamErrorKind kind, const char *fmt, ...)
+{
+    in->err_kind = kind;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(in->errmsg, sizeof(in->errmsg), fmt, ap);
+    va_end(ap);
+}
+
+/* Reads from the source; in threaded mode also watches the wake-up pipe. */
+static ssize_t in_source_read(TarStreamIn *in, void *buf, size_t len)
+{
+    if (in->read_fn) {
+        ssize_t r = in->read_fn(in->read_ctx, buf, len);
+        if (r < 0 || (size_t)r > len)
+            return r < 0 ? r : -EIO;
+        return r;
+    }
+    for (;;) {
+        if (in->threaded) {
+            struct pollfd pf[2] = {{.fd = in->fd, .events = POLLIN}, {.fd = in->wake[0], .events = POLLIN}};
+            int pr = poll(pf, 2, -1);
+            if (pr < 0) {
+                if (errno == EINTR)
+                    continue;
+                return -errno;
+            }
+            if (pf[1].revents)
+                return -ECANCELED;
+        }
+        ssize_t r = read(in->fd, buf, len);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (!in->threaded) {
+                struct pollfd pf = {.fd = in->fd, .events = POLLIN};
+                if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+                    return -errno;
+            }
+            continue;
+        }
+        return -errno;
+    }
+}
+
+/* Refills the raw buffer if it is empty. Returns 0, or -errno. */
+static int in_raw_fill(TarStreamIn *in)
+{
+    if (in->raw_pos < in->raw_len || in->raw_eof)
+        return 0;
+    ssize_t r = in_source_read(in, in->raw, IN_RAW_SIZE);
+    if (r < 0)
+        return (int)r;
+    in->raw_pos = 0;
+    in->raw_len = (size_t)r;
+    if (r == 0)
+        in->raw_eof = true;
+    return 0;
+}
+
+static int in_detect(TarStreamIn *in)
+{
+    in->detected = true;
+    /* Gather up to one header's worth of raw bytes. */
+    while (in->raw_len < TARSTREAM_BLOCK && !in->raw_eof) {
+        ssize_t r = in_source_read(in, in->raw + in->raw_len, IN_RAW_SIZE - in->raw_len);
+        if (r < 0)
+            return (int)r;
+        if (r == 0)
+            in->raw_eof = true;
+        in->raw_len += (size_t)r;
+    }
+    in->gzip_magic = in->raw_len >= 2 && in->raw[0] == 0x1f && in->raw[1] == 0x8b;
+    if (in->comp != TARSTREAM_COMPRESSION_AUTO)
+        return 0;
+    static const uint8_t zstd_magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
+    if (in->raw_len == 0)
+        in->comp = TARSTREAM_COMPRESSION_NONE;
+    else if (in->raw_len >= 4 && memcmp(in->raw, zstd_magic, 4) == 0)
+        in->comp = TARSTREAM_COMPRESSION_ZSTD;
+    else if (in->raw_len >= TARSTREAM_BLOCK &&
+             (tarstream_header_valid(in->raw) || block_is_zero(in->raw)))
+        in->comp = TARSTREAM_COMPRESSION_NONE;
+    else
+        in->comp = TARSTREAM_COMPRESSION_GZIP;
+    return 0;
+}
+
+static ssize_t in_produce_gzip(TarStreamIn *in, uint8_t *dst, size_t cap)
+{
+    if (!in->z_ready) {
+        memset(&in->z, 0, sizeof(in->z));
+        if (inflateInit2(&in->z, 15 + 16) != Z_OK) {
+            in_set_error(in, TARSTREAM_ERROR_COMPRESSION, "cannot initialise zlib");
+            return -ENOMEM;
+        }
+        in->z_ready = true;
+    }
+    for (;;) {
+        if (in->dec_done)
+            return 0;
+        int r = in_raw_fill(in);
+        if (r < 0)
+            return r;
+        in->z.next_in = in->raw + in->raw_pos;
+        in->z.avail_in = (uInt)(in->raw_len - in->raw_pos);
+        in->z.next_out = dst;
+        in->z.avail_out = (uInt)MIN(cap, (size_t)UINT_MAX);
+        int zr = inflate(&in->z, Z_NO_FLUSH);
+        size_t produced = (size_t)(in->z.next_out - dst);
+        in->raw_pos = (size_t)(in->z.next_in - in->raw);
+        if (zr == Z_STREAM_END) {
+            /* Another gzip member may follow (concatenated streams). */
+            r = in_raw_fill(in);
+            if (r < 0)
+                return r;
+            if (in->raw_pos < in->raw_len && in->raw[in->raw_pos] == 0x1f)
+                inflateReset(&in->z);
+            else
+                in->dec_done = true; /* end, or trailing bytes that are not gzip: ignored */
+        } else if (zr == Z_BUF_ERROR || (zr == Z_OK && produced == 0)) {
+            if (in->raw_pos >= in->raw_len && in->raw_eof && produced == 0) {
+                in_set_error(in, TARSTREAM_ERROR_COMPRESSION,
+                             "the gzip stream ends before its end marker (truncated)");
+                return -EPROTO;
+            }
+        } else if (zr != Z_OK) {
+            in_set_error(in, TARSTREAM_ERROR_COMPRESSION, "%s%s",
+                         in->gzip_magic ? "corrupt gzip data: "
+                                        : "the data is neither a tar archive nor gzip or zstd "
+                                          "compressed: gzip: ",
+                         in->z.msg ? in->z.msg : "inflate failed");
+            return -EPROTO;
+        }
+        if (produced > 0)
+            return (ssize_t)produced;
+    }
+}
+
+static ssize_t in_produce_zstd(TarStreamIn *in, uint8_t *dst, size_t cap)
+{
+    if (!in->zd) {
+        in->zd = ZSTD_createDCtx();
+        if (!in->zd) {
+            in_set_error(in, TARSTREAM_ERROR_COMPRESSION, "cannot initialise zstd");
+            return -ENOMEM;
+        }
+        ZSTD_DCtx_setParameter(in->zd, ZSTD_d_windowLogMax, 27);
+    }
+    for (;;) {
+        int r = in_raw_fill(in);
+        if (r < 0)
+            return r;
+        ZSTD_inBuffer zin = {in->raw + in->raw_pos, in->raw_len - in->raw_pos, 0};
+        ZSTD_outBuffer zout = {dst, cap, 0};
+        if (zin.size == 0 && in->raw_eof) {
+            /* No more input: flush what the decoder still holds, then stop. */
+            size_t zr = ZSTD_decompressStream(in->zd, &zout, &zin);
+            if (ZSTD_isError(zr)) {
+                in_set_error(in, TARSTREAM_ERROR_COMPRESSION, "corrupt zstd data: %s",
+                             ZSTD_getErrorName(zr));
+                return -EPROTO;
+            }
+            if (zout.pos > 0)
+                return (ssize_t)zout.pos;
+            if (in->zd_last != 0 || !in->zd_started) {
+                in_set_error(in, TARSTREAM_ERROR_COMPRESSION,
+                             "the zstd stream ends inside a frame (truncated)");
+                return -EPROTO;
+            }
+            return 0;
+        }
+        size_t zr = ZSTD_decompressStream(in->zd, &zout, &zin);
+        in->raw_pos += zin.pos;
+        if (zin.pos)
+            in->zd_started = true;
+        if (ZSTD_isError(zr)) {
+            in_set_error(in, TARSTREAM_ERROR_COMPRESSION, "corrupt zstd data: %s",
+                         ZSTD_getErrorName(zr));
+            return -EPROTO;
+        }
+        in->zd_last = zr;
+        if (zout.pos > 0)
+            return (ssize_t)zout.pos;
+    }
+}
+
+/* Produces up to cap bytes into dst: count, 0 at the end, or -errno. */
+static ssize_t in_produce(TarStreamIn *in, uint8_t *dst, size_t cap)
+{
+    if (!in->detected) {
+        int r = in_detect(in);
+        if (r < 0)
+            return r;
+    }
+    switch (in->comp) {
+    case TARSTREAM_COMPRESSION_GZIP:
+        return in_produce_gzip(in, dst, cap);
+    case TARSTREAM_COMPRESSION_ZSTD:
+        return in_produce_zstd(in, dst, cap);
+    default:
+        if (in->raw_pos < in->raw_len) {
+            size_t n = MIN(cap, in->raw_len - in->raw_pos);
+            memcpy(dst, in->raw + in->raw_pos, n);
+            in->raw_pos += n;
+            return (ssize_t)n;
+        }
+        if (in->raw_eof)
+            return 0;
+        return in_source_read(in, dst, cap);
+    }
+}
+
+static void in_finish_producer(TarStreamIn *in, ssize_t r)
+{
+    in->eof = true;
+    in->err = r < 0 ? (int)r : 0;
+    if (r < 0 && in->err_kind == TARSTREAM_ERROR_NONE) {
+        if (r == -ECANCELED)
+            in_set_error(in, TARSTREAM_ERROR_CANCELLED, "cancelled");
+        else
+            in_set_error(in, TARSTREAM_ERROR_IO, "reading the stream failed: %s",
+                         strerror((int)-r));
+    }
+}
+
+static void *in_thread_main(void *arg)
+{
+    TarStreamIn *in = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    for (;;) {
+        pthread_mutex_lock(&in->mu);
+        while (!in->stop && in->head - in->tail >= in->ring_size)
+            pthread_cond_wait(&in->cv_space, &in->mu);
+        if (in->stop) {
+            pthread_mutex_unlock(&in->mu);
+            break;
+        }
+        size_t space = in->ring_size - (size_t)(in->head - in->tail);
+        size_t idx = (size_t)(in->head % in->ring_size);
+        size_t cap = MIN(space, in->ring_size - idx);
+        pthread_mutex_unlock(&in->mu);
+
+        ssize_t r = in_produce(in, in->ring + idx, cap);
+
+        pthread_mutex_lock(&in->mu);
+        if (r > 0)
+            in->head += (uint64_t)r;
+        else
+            in_finish_producer(in, r);
+        pthread_cond_signal(&in->cv_data);
+        pthread_mutex_unlock(&in->mu);
+        if (r <= 0)
+            break;
+    }
+    return NULL;
+}
+
+TarStreamIn *tarstream_in_new(const TarStreamInConfig *cfg)
+{
+    TarStreamIn *in = xnew0(TarStreamIn, 1);
+    in->fd = cfg->fd;
+    in->read_fn = cfg->read;
+    in->read_ctx = cfg->read_ctx;
+    in->comp = cfg->compression;
+    in->threaded = cfg->threaded;
+    in->cancel = cfg->cancel;
+    in->ring_size = cfg->buffer_size ? cfg->buffer_size : (in->threaded ? 8 * MiB : 256 * KiB);
+    if (in->ring_size < 4 * KiB)
+        in->ring_size = 4 * KiB;
+    in->ring = xmalloc(in->ring_size);
+    in->raw = xmalloc(IN_RAW_SIZE);
+    in->wake[0] = in->wake[1] = -1;
+    if (in->threaded) {
+        if (pipe2(in->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+            in->threaded = false;
+        } else {
+            pthread_mutex_init(&in->mu, NULL);
+            pthread_condattr_t ca;
+            pthread_condattr_init(&ca);
+            pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+            pthread_cond_init(&in->cv_data, &ca);
+            pthread_cond_init(&in->cv_space, &ca);
+            pthread_condattr_destroy(&ca);
+            if (pthread_create(&in->thread, NULL, in_thread_main, in) == 0) {
+                in->thread_started = true;
+            } else {
+                in->threaded = false;
+            }
+        }
+    }
+    return in;
+}
+
+void tarstream_in_free(TarStreamIn *in)
+{
+    if (!in)
+        return;
+    if (in->thread_started) {
+        pthread_mutex_lock(&in->mu);
+        in->stop = true;
+        pthread_cond_signal(&in->cv_space);
+        pthread_mutex_unlock(&in->mu);
+        if (write(in->wake[1], "x", 1) < 0) {
+            /* the pipe is non-blocking and empty: cannot fail in practice */
+        }
+        pthread_join(in->thread, NULL);
+    }
+    if (in->wake[0] >= 0) {
+        pthread_mutex_destroy(&in->mu);
+        pthread_cond_destroy(&in->cv_data);
+        pthread_cond_destroy(&in->cv_space);
+        close(in->wake[0]);
+        close(in->wake[1]);
+    }
+    if (in->z_ready)
+        inflateEnd(&in->z);
+    ZSTD_freeDCtx(in->zd);
+    free(in->ring);
+    free(in->raw);
+    free(in);
+}
+
+static bool cancelled(const atomic_bool *c)
+{
+    return c && atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* Waits on cv with a 100 ms period so that a cancel request is noticed. */
+static int wait_cancellable(pthread_cond_t *cv, pthread_mutex_t *mu, const atomic_bool *cancel)
+{
+    if (!cancel) {
+        pthread_cond_wait(cv, mu);
+        return 0;
+    }
+    if (cancelled(cancel))
+        return -ECANCELED;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += 100 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+    return cancelled(cancel) ? -ECANCELED : 0;
+}
+
+ssize_t tarstream_in_peek(TarStreamIn *in, const uint8_t **p, size_t max)
+{
+    if (in->cons_err)
+        return in->cons_err;
+    if (max == 0)
+        max = SIZE_MAX;
+    if (in->threaded) {
+        pthread_mutex_lock(&in->mu);
+        while (in->head == in->tail && !in->eof) {
+            int r = wait_cancellable(&in->cv_data, &in->mu, in->cancel);
+            if (r < 0) {
+                pthread_mutex_unlock(&in->mu);
+                in->cons_err = r;
+                return r;
+            }
+        }
+    } else if (in->head == in->tail && !in->eof) {
+        if (cancelled(in->cancel)) {
+            in->cons_err = -ECANCELED;
+            return -ECANCELED;
+        }
+        size_t idx = (size_t)(in->head % in->ring_size);
+        ssize_t r = in_produce(in, in->ring + idx, in->ring_size - idx);
+        if (r > 0)
+            in->head += (uint64_t)r;
+        else
+            in_finish_producer(in, r);
+    }
+    ssize_t ret;
+    if (in->head == in->tail) {
+        ret = in->err;
+    } else {
+        size_t idx = (size_t)(in->tail % in->ring_size);
+        size_t n = (size_t)MIN(in->head - in->tail, (uint64_t)(in->ring_size - idx));
+        n = MIN(n, max);
+        *p = in->ring + idx;
+        ret = (ssize_t)n;
+    }
+    if (in->threaded)
+        pthread_mutex_unlock(&in->mu);
+    return ret;
+}
+
+void tarstream_in_advance(TarStreamIn *in, size_t n)
+{
+    if (in->threaded) {
+        pthread_mutex_lock(&in->mu);
+        in->tail += n;
+        pthread_cond_signal(&in->cv_space);
+        pthread_mutex_unlock(&in->mu);
+    } else {
+        in->tail += n;
+    }
+}
+
+/* Reads up to len bytes, stopping early only at the end: count or -errno. */
+static ssize_t in_read_upto(TarStreamIn *in, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        const uint8_t *p;
+        ssize_t r = tarstream_in_peek(in, &p, len - got);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            break;
+        memcpy((uint8_t *)buf + got, p, (size_t)r);
+        tarstream_in_advance(in, (size_t)r);
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+int tarstream_in_read(TarStreamIn *in, void *buf, size_t len)
+{
+    ssize_t r = in_read_upto(in, buf, len);
+    if (r < 0)
+        return (int)r;
+    return (size_t)r == len ? 0 : -ENODATA;
+}
+
+int tarstream_in_skip(TarStreamIn *in, uint64_t len)
+{
+    while (len > 0) {
+        const uint8_t *p;
+        ssize_t r = tarstream_in_peek(in, &p, (size_t)MIN(len, (uint64_t)SIZE_MAX));
+        if (r < 0)
+            return (int)r;
+        if (r == 0)
+            return -ENODATA;
+        tarstream_in_advance(in, (size_t)r);
+        len -= (uint64_t)r;
+    }
+    return 0;
+}
+
+uint64_t tarstream_in_offset(const TarStreamIn *in)
+{
+    return in->tail;
+}
+
+TarStreamCompression tarstream_in_compression(const TarStreamIn *in)
+{
+    return in->detected ? in->comp : TARSTREAM_COMPRESSION_AUTO;
+}
+
+TarStreamErrorKind tarstream_in_error(const TarStreamIn *in, const char **message)
+{
+    if (in->cons_err) {
+        if (message)
+            *message = "cancelled";
+        return TARSTREAM_ERROR_CANCELLED;
+    }
+    if (message)
+        *message = in->errmsg;
+    return in->err_kind;
+}
+
+/* Bounds on extended headers: a pax record set, a GNU long name. */
+#define PAX_MAX (64 * 1024)
+#define EXT_HEADERS_MAX 8
+
+static int pax_parse(const char *buf, size_t len, char *name, bool *have_name, uint64_t *size,
+                     bool *have_size, const char **why)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        if (buf[pos] == '\0')
+            break; /* trailing padding */
+        /* "%d %s=%s\n", the length counting the whole record */
+        size_t rl = 0, i = pos;
+        while (i < len && buf[i] >= '0' && buf[i] <= '9' && i - pos < 8)
+            rl = rl * 10 + (size_t)(buf[i++] - '0');
+        if (i == pos || i >= len || buf[i] != ' ' || rl <= i - pos + 1 || rl > len - pos ||
+            buf[pos + rl - 1] != '\n') {
+            *why = "malformed pax extended header record";
+            return -EBADMSG;
+        }
+        const char *kv = buf + i + 1;
+        size_t kvlen = pos + rl - 1 - (i + 1);
+        const char *eq = memchr(kv, '=', kvlen);
+        if (!eq) {
+            *why = "malformed pax extended header record";
+            return -EBADMSG;
+        }
+        size_t klen = (size_t)(eq - kv), vlen = kvlen - klen - 1;
+        const char *val = eq + 1;
+        if (klen == 4 && memcmp(kv, "path", 4) == 0) {
+            if (vlen == 0 || vlen > TARSTREAM_NAME_MAX || memchr(val, '\0', vlen)) {
+                *why = "unusable pax path (empty, too long or containing NUL)";
+                return -EBADMSG;
+            }
+            memcpy(name, val, vlen);
+            name[vlen] = '\0';
+            *have_name = true;
+        } else if (klen == 4 && memcmp(kv, "size", 4) == 0) {
+            uint64_t v = 0;
+            if (vlen == 0 || vlen > 19) {
+                *why = "unusable pax size";
+                return -EBADMSG;
+            }
+            for (size_t k = 0; k < vlen; k++) {
+                if (val[k] < '0' || val[k] > '9') {
+                    *why = "unusable pax size";
+                    return -EBADMSG;
+                }
+                v = v * 10 + (uint64_t)(val[k] - '0');
+            }
+            *size = v;
+            *have_size = true;
+        }
+        pos += rl;
+    }
+    return 0;
+}
+
+static int in_read_ext(TarStreamIn *in, uint64_t size, uint64_t max, char **out, const char **why)
+{
+    if (size > max) {
+        *why = "extended header too large";
+        return -EBADMSG;
+    }
+    char *buf = xmalloc((size_t)size + 1);
+    int r = tarstream_in_read(in, buf, (size_t)size);
+    if (r == 0)
+        r = tarstream_in_skip(in, tarstream_padding(size));
+    if (r < 0) {
+        free(buf);
+        return r;
+    }
+    buf[size] = '\0';
+    *out = buf;
+    return 0;
+}
+
+int tarstream_in_next(TarStreamIn *in, TarStreamHeader *h, const char **why)
+{
+    uint8_t b[TARSTREAM_BLOCK];
+    char ext_name[TARSTREAM_NAME_MAX + 1];
+    bool have_name = false, have_size = false;
+    uint64_t ext_size = 0;
+    static const char *unused;
+    if (!why)
+        why = &unused;
+    *why = NULL;
+
+    for (int round = 0;; round++) {
+        ssize_t r = in_read_upto(in, b, sizeof(b));
+        if (r < 0)
+            return (int)r;
+        if (r == 0 && !have_name && !have_size && round == 0)
+            return TARSTREAM_NEXT_EOF;
+        if (r < TARSTREAM_BLOCK) {
+            *why = "the stream ends inside a tar header";
+            return -ENODATA;
+        }
+        if (block_is_zero(b)) {
+            if (have_name || have_size) {
+                *why = "extended header not followed by a member";
+                return -EBADMSG;
+            }
+            return TARSTREAM_NEXT_END;
+        }
+        if (!tarstream_header_valid(b)) {
+            *why = "invalid tar header (bad checksum or numeric field)";
+            return -EBADMSG;
+        }
+        if (round >= EXT_HEADERS_MAX) {
+            *why = "too many extended headers in a row";
+            return -EBADMSG;
+        }
+        uint64_t size;
+        get_number(b + H_SIZE, H_SIZE_LEN, &size);
+        char type = (char)b[H_TYPE];
+        if (type == 'L' || type == 'x' || type == 'g' || type == 'K') {
+            char *data = NULL;
+            int er = in_read_ext(in, size, type == 'L' ? TARSTREAM_NAME_MAX + 1 : PAX_MAX, &data, why);
+            if (er < 0)
+                return er;
+            if (type == 'L') {
+                size_t n = strnlen(data, (size_t)size);
+                for (size_t k = n; k < size; k++) {
+                    if (data[k] != '\0') {
+                        free(data);
+                        *why = "GNU long name contains NUL";
+                        return -EBADMSG;
+                    }
+                }
+                if (n == 0 || n > TARSTREAM_NAME_MAX) {
+                    free(data);
+                    *why = "unusable GNU long name";
+                    return -EBADMSG;
+                }
+                memcpy(ext_name, data, n + 1);
+                have_name = true;
+            } else if (type == 'x') {
+                er = pax_parse(data, (size_t)size, ext_name, &have_name, &ext_size, &have_size, why);
+            }
+            free(data);
+            if (er < 0)
+                return er;
+            continue;
+        }
+
+        memset(h, 0, sizeof(*h));
+        if (have_name) {
+            memcpy(h->name, ext_name, strlen(ext_name) + 1);
+        } else {
+            size_t nlen = strnlen((const char *)b + H_NAME, H_NAME_LEN);
+            bool posix = memcmp(b + H_MAGIC, "ustar", 6) == 0;
+            size_t plen = posix ? strnlen((const char *)b + H_PREFIX, H_PREFIX_LEN) : 0;
+            size_t pos = 0;
+            if (plen) {
+                memcpy(h->name, b + H_PREFIX, plen);
+                h->name[plen] = '/';
+                pos = plen + 1;
+            }
+            memcpy(h->name + pos, b + H_NAME, nlen);
+            h->name[pos + nlen] = '\0';
+        }
+        uint64_t v;
+        h->size = have_size ? ext_size : size;
+        get_number(b + H_MTIME, H_MTIME_LEN, &v);
+        h->mtime = v;
+        get_number(b + H_MODE, H_MODE_LEN, &v);
+        h->mode = (unsigned)(v & 07777);
+        h->typeflag = type;
+        if (type == '0' || type == '\0' || type == '7')
+            h->type = TARSTREAM_TYPE_REGULAR;
+        else if (type == '5')
+            h->type = TARSTREAM_TYPE_DIRECTORY;
+        else
+            h->type = TARSTREAM_TYPE_OTHER;
+        return TARSTREAM_NEXT_HEADER;
+    }
+}
+
+/* ---------------------------------------------------------------- output */
+
+struct TarStreamOut {
+    int fd;
+    TarStreamCompression comp;
+    int level;
+    unsigned workers;
+    const atomic_bool *cancel;
+
+    size_t slot_size;
+    unsigned nslots;
+    uint8_t **slot_buf;
+    size_t *slot_len;
+    bool *slot_flush;   /* flush the compressor after this slot */
+    unsigned cur;     /* slot being filled by the caller */
+    unsigned wr;      /* oldest queued slot (the writer's) */
+    unsigned queued;  /* filled slots not yet written */
+    bool done;
+    int err;          /* first error; under mu */
+    atomic_int err_fast;
+
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;
+    pthread_cond_t cv_free;
+
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+
+    /* writer-only */
+    z_stream z;
+    bool z_ready;
+    ZSTD_CCtx *zc;
+    uint8_t *cbuf;
+    size_t cbuf_size, cbuf_len;
+    int sock; /* -1 unknown, 0 no, 1 yes */
+};
+
+static void out_set_err(TarStreamOut *out, int err)
+{
+    pthread_mutex_lock(&out->mu);
+    if (!out->err) {
+        out->err = err;
+        atomic_store(&out->err_fast, err);
+    }
+    pthread_cond_broadcast(&out->cv_free);
+    pthread_mutex_unlock(&out->mu);
+}
+
+static int out_write_all(TarStreamOut *out, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r;
+        if (out->sock != 0) {
+            r = send(out->fd, p, n, MSG_NOSIGNAL);
+            if (r < 0 && errno == ENOTSOCK) {
+                out->sock = 0;
+                continue;
+            }
+            if (r >= 0)
+                out->sock = 1;
+        } else {
+            r = write(out->fd, p, n);
+        }
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                struct pollfd pf = {.fd = out->fd, .events = POLLOUT};
+                if (poll(&pf, 1, 1000) < 0 && errno != EINTR)
+                    return -errno;
+                if (atomic_load(&out->err_fast))
+                    return atomic_load(&out->err_fast);
+                continue;
+            }
+            return -errno;
+        }
+        if (r == 0)
+            return -EIO;
+        p += r;
+        n -= (size_t)r;
+        out->bytes_out += (uint64_t)r;
+    }
+    return 0;
+}
+
+static int out_flush_cbuf(TarStreamOut *out)
+{
+    int r = out_write_all(out, out->cbuf, out->cbuf_len);
+    out->cbuf_len = 0;
+    return r;
+}
+
+typedef enum { EMIT_CONTINUE, EMIT_FLUSH, EMIT_END } EmitMode;
+
+/* Writes or compresses n bytes; FLUSH and END also push out what the compressor holds. */
+static int out_emit(TarStreamOut *out, const uint8_t *p, size_t n, EmitMode mode)
+{
+    bool push = mode != EMIT_CONTINUE;
+    switch (out->comp) {
+    case TARSTREAM_COMPRESSION_GZIP: {
+        int flush = mode == EMIT_END ? Z_FINISH : mode == EMIT_FLUSH ? Z_SYNC_FLUSH : Z_NO_FLUSH;
+        out->z.next_in = (Bytef *)p;
+        out->z.avail_in = (uInt)n;
+        for (;;) {
+            out->z.next_out = out->cbuf + out->cbuf_len;
+            out->z.avail_out = (uInt)(out->cbuf_size - out->cbuf_len);
+            int zr = deflate(&out->z, flush);
+            out->cbuf_len = out->cbuf_size - out->z.avail_out;
+            if (zr == Z_STREAM_ERROR)
+                return -EIO;
+            bool done = mode == EMIT_END ? zr == Z_STREAM_END
+                                         : out->z.avail_in == 0 && out->z.avail_out != 0;
+            if (out->cbuf_len == out->cbuf_size || (push && done && out->cbuf_len)) {
+                int r = out_flush_cbuf(out);
+                if (r < 0)
+                    return r;
+            }
+            if (done)
+                return 0;
+        }
+    }
+    case TARSTREAM_COMPRESSION_ZSTD: {
+        ZSTD_EndDirective dir = mode == EMIT_END     ? ZSTD_e_end
+                                : mode == EMIT_FLUSH ? ZSTD_e_flush
+                                                     : ZSTD_e_continue;
+        ZSTD_inBuffer zin = {p, n, 0};
+        for (;;) {
+            ZSTD_outBuffer zout = {out->cbuf, out->cbuf_size, out->cbuf_len};
+            size_t zr = ZSTD_compressStream2(out->zc, &zout, &zin, dir);
+            out->cbuf_len = zout.pos;
+            if (ZSTD_isError(zr))
+                return -EIO;
+            bool done = push ? zr == 0 : zin.pos == zin.size;
+            if (out->cbuf_len == out->cbuf_size || (push && done && out->cbuf_len)) {
+                int r = out_flush_cbuf(out);
+                if (r < 0)
+                    return r;
+            }
+            if (done)
+                return 0;
+        }
+    }
+    default:
+        return n ? out_write_all(out, p, n) : 0;
+    }
+}
+
+static void *out_thread_main(void *arg)
+{
+    TarStreamOut *out = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    for (;;) {
+        pthread_mutex_lock(&out->mu);
+        while (out->queued == 0 && !out->done)
+            pthread_cond_wait(&out->cv_work, &out->mu);
+        if (out->queued == 0) {
+            pthread_mutex_unlock(&out->mu);
+            break;
+        }
+        unsigned idx = out->wr;
+        bool failed = out->err != 0;
+        pthread_mutex_unlock(&out->mu);
+
+        if (!failed) {
+            int r = out_emit(out, out->slot_buf[idx], out->slot_len[idx],
+                             out->slot_flush[idx] ? EMIT_FLUSH : EMIT_CONTINUE);
+            if (r < 0)
+                out_set_err(out, r);
+        }
+
+        pthread_mutex_lock(&out->mu);
+        out->wr = (out->wr + 1) % out->nslots;
+        out->queued--;
+        pthread_cond_broadcast(&out->cv_free);
+        pthread_mutex_unlock(&out->mu);
+    }
+    if (!atomic_load(&out->err_fast)) {
+        int r = out_emit(out, NULL, 0, EMIT_END);
+        if (r < 0)
+            out_set_err(out, r);
+    }
+    return NULL;
+}
+
+TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp)
+{
+    TarStreamOut *out = xnew0(TarStreamOut, 1);
+    out->fd = cfg->fd;
+    out->comp = cfg->compression;
+    out->cancel = cfg->cancel;
+    out->sock = -1;
+    out->slot_size = cfg->slot_size ? cfg->slot_size : 4 * MiB + 8 * KiB;
+    out->nslots = cfg->slots ? cfg->slots : 4;
+    if (out->nslots < 2)
+        out->nslots = 2;
+    out->slot_buf = xnew0(uint8_t *, out->nslots);
+    out->slot_len = xnew0(size_t, out->nslots);
+    out->slot_flush = xnew0(bool, out->nslots);
+    for (unsigned i = 0; i < out->nslots; i++)
+        out->slot_buf[i] = xmalloc(out->slot_size);
+    atomic_init(&out->err_fast, 0);
+    pthread_mutex_init(&out->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&out->cv_work, &ca);
+    pthread_cond_init(&out->cv_free, &ca);
+    pthread_condattr_destroy(&ca);
+
+    int err = 0;
+    if (out->comp == TARSTREAM_COMPRESSION_GZIP) {
+        int level = cfg->level ? cfg->level : 1;
+        if (level < 1 || level > 9)
+            err = -EINVAL;
+        else if (deflateInit2(&out->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            err = -ENOMEM;
+        else
+            out->z_ready = true;
+    } else if (out->comp == TARSTREAM_COMPRESSION_ZSTD) {
+        int level = cfg->level ? cfg->level : 3;
+        unsigned workers = cfg->zstd_workers ? cfg->zstd_workers : 2;
+        out->zc = ZSTD_createCCtx();
+        if (!out->zc)
+            err = -ENOMEM;
+        else if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel() ||
+                 ZSTD_isError(ZSTD_CCtx_setParameter(out->zc, ZSTD_c_compressionLevel, level)))
+            err = -EINVAL;
+        else {
+            ZSTD_CCtx_setParameter(out->zc, ZSTD_c_checksumFlag, 1);
+            /* Fails harmlessly with a single-threaded libzstd. */
+            ZSTD_CCtx_setParameter(out->zc, ZSTD_c_nbWorkers, (int)workers);
+        }
+    } else if (out->comp != TARSTREAM_COMPRESSION_NONE) {
+        err = -EINVAL;
+    }
+    if (out->comp != TARSTREAM_COMPRESSION_NONE) {
+        out->cbuf_size = 1 * MiB;
+        out->cbuf = xmalloc(out->cbuf_size);
+    }
+    if (!err) {
+        int pr = pthread_create(&out->thread, NULL, out_thread_main, out);
+        if (pr)
+            err = -pr;
+        else
+            out->running = true;
+    }
+    if (err) {
+        tarstream_out_free(out);
+        if (errp)
+            *errp = err;
+        return NULL;
+    }
+    return out;
+}
+
+/* Queues the current slot and waits for the next one to be free. */
+static int out_submit(TarStreamOut *out, bool flush)
+{
+    if (out->slot_len[out->cur] == 0 && !flush)
+        return 0;
+    out->slot_flush[out->cur] = flush;
+    pthread_mutex_lock(&out->mu);
+    out->queued++;
+    out->cur = (out->cur + 1) % out->nslots;
+    pthread_cond_signal(&out->cv_work);
+    int r = 0;
+    while (out->queued == out->nslots && !out->err) {
+        r = wait_cancellable(&out->cv_free, &out->mu, out->cancel);
+        if (r < 0)
+            break;
+    }
+    pthread_mutex_unlock(&out->mu);
+    if (r < 0) {
+        out_set_err(out, r);
+        return r;
+    }
+    out->slot_len[out->cur] = 0;
+    out->slot_flush[out->cur] = false;
+    return atomic_load(&out->err_fast);
+}
+
+int tarstream_out_flush(TarStreamOut *out)
+{
+    int r = atomic_load(&out->err_fast);
+    if (r)
+        return r;
+    return out_submit(out, true);
+}
+
+uint8_t *tarstream_out_reserve(TarStreamOut *out, size_t len)
+{
+    if (len > out->slot_size || atomic_load(&out->err_fast))
+        return NULL;
+    if (cancelled(out->cancel)) {
+        out_set_err(out, -ECANCELED);
+        return NULL;
+    }
+    if (out->slot_len[out->cur] + len > out->slot_size) {
+        if (out_submit(out, false) < 0)
+            return NULL;
+    }
+    return out->slot_buf[out->cur] + out->slot_len[out->cur];
+}
+
+void tarstream_out_commit(TarStreamOut *out, size_t n)
+{
+    out->slot_len[out->cur] += n;
+    out->bytes_in += n;
+}
+
+int tarstream_out_write(TarStreamOut *out, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        size_t room = out->slot_size - out->slot_len[out->cur];
+        if (room == 0)
+            room = out->slot_size;
+        size_t n = MIN(len, room);
+        uint8_t *dst = tarstream_out_reserve(out, n);
+        if (!dst)
+            return tarstream_out_status(out) ? tarstream_out_status(out) : -EINVAL;
+        memcpy(dst, p, n);
+        tarstream_out_commit(out, n);
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int tarstream_out_member(TarStreamOut *out, const char *name, const void *data, size_t len,
+                         uint64_t mtime)
+{
+    uint8_t hdr[TARSTREAM_BLOCK];
+    static const uint8_t zeros[TARSTREAM_BLOCK];
+    int r = tarstream_header_encode(hdr, name, len, mtime, 0644);
+    if (r < 0)
+        return r;
+    if ((r = tarstream_out_write(out, hdr, sizeof(hdr))) < 0 ||
+        (r = tarstream_out_write(out, data, len)) < 0 ||
+        (r = tarstream_out_write(out, zeros, tarstream_padding(len))) < 0)
+        return r;
+    return 0;
+}
+
+int tarstream_out_end(TarStreamOut *out)
+{
+    static const uint8_t zeros[2 * TARSTREAM_BLOCK];
+    return tarstream_out_write(out, zeros, sizeof(zeros));
+}
+
+int tarstream_out_status(const TarStreamOut *out)
+{
+    return atomic_load(&((TarStreamOut *)out)->err_fast);
+}
+
+static void out_stop(TarStreamOut *out)
+{
+    if (!out->running)
+        return;
+    pthread_mutex_lock(&out->mu);
+    out->done = true;
+    pthread_cond_signal(&out->cv_work);
+    pthread_mutex_unlock(&out->mu);
+    pthread_join(out->thread, NULL);
+    out->running = false;
+}
+
+int tarstream_out_finish(TarStreamOut *out)
+{
+    if (!atomic_load(&out->err_fast) && cancelled(out->cancel))
+        out_set_err(out, -ECANCELED);
+    if (!atomic_load(&out->err_fast) && out->slot_len[out->cur]) {
+        pthread_mutex_lock(&out->mu);
+        out->queued++;
+        out->cur = (out->cur + 1) % out->nslots;
+        pthread_cond_signal(&out->cv_work);
+        pthread_mutex_unlock(&out->mu);
+    }
+    out_stop(out);
+    return atomic_load(&out->err_fast);
+}
+
+uint64_t tarstream_out_bytes_in(const TarStreamOut *out)
+{
+    return out->bytes_in;
+}
+
+uint64_t tarstream_out_bytes_out(const TarStreamOut *out)
+{
+    return out->bytes_out;
+}
+
+void tarstream_out_free(TarStreamOut *out)
+{
+    if (!out)
+        return;
+    if (out->running) {
+        out_set_err(out, -ECANCELED);
+        out_stop(out);
+    }
+    pthread_mutex_destroy(&out->mu);
+    pthread_cond_destroy(&out->cv_work);
+    pthread_cond_destroy(&out->cv_free);
+    if (out->z_ready)
+        deflateEnd(&out->z);
+    ZSTD_freeCCtx(out->zc);
+    for (unsigned i = 0; i < out->nslots; i++)
+        free(out->slot_buf[i]);
+    free(out->slot_buf);
+    free(out->slot_len);
+    free(out->slot_flush);
+    free(out->cbuf);
+    free(out);
+}
