@@ -502,14 +502,23 @@ int qmp_connect(const char *path, const QmpCallbacks *cb, unsigned timeout_ms, Q
     return qmp_open(fd, cb, timeout_ms, out, err);
 }
 
-void qmp_close(QmpMonitor *mon)
+void qmp_disconnect(QmpMonitor *mon)
 {
     if (!mon)
         return;
     pthread_mutex_lock(&mon->lock);
     mon->closing = true;
+    mon->connected = false;
+    pthread_cond_broadcast(&mon->cond);
     pthread_mutex_unlock(&mon->lock);
     shutdown(mon->fd, SHUT_RDWR);
+}
+
+void qmp_close(QmpMonitor *mon)
+{
+    if (!mon)
+        return;
+    qmp_disconnect(mon);
     if (mon->have_reader)
         pthread_join(mon->reader, NULL);
     close(mon->fd);

@@ -43,7 +43,11 @@ int qmp_open(int fd, const QmpCallbacks *cb, unsigned timeout_ms, QmpMonitor **o
 /* Connects to a unix socket path, then as qmp_open(). */
 int qmp_connect(const char *path, const QmpCallbacks *cb, unsigned timeout_ms, QmpMonitor **out,
                 char **err);
-/* Stops the reader, fails commands still waiting (-ECONNRESET), closes, frees. NULL ok. */
+/* Shuts the connection down without freeing: commands in flight on other threads fail at
+ * once with -ECONNRESET, the closed callback is not called. */
+void qmp_disconnect(QmpMonitor *mon);
+/* Disconnects, waits for the reader to stop, closes and frees. NULL ok. No other thread may
+ * still be inside a call on mon. */
 void qmp_close(QmpMonitor *mon);
 
 /*

@@ -169,6 +169,7 @@ void vmm_free_handle(Vmm *vm)
 {
     if (vm->ops->free_priv)
         vm->ops->free_priv(vm);
+    vmm_event_drain(vm); /* what the reader queued while it stopped */
     vmm_config_release(&vm->cfg);
     free(vm->run_dir);
     free(vm->dir);

@@ -36,9 +36,21 @@ static void vmm_event_item_free(VmmEventItem *it)
     free(it);
 }
 
+static void vmm_event_item_free(VmmEventItem *it);
+
 static void vmm_event_enqueue(Vmm *vm, VmmEventItem *it)
 {
     pthread_mutex_lock(&vm->lock);
+    /* a flood must not exhaust memory; what says QEMU is gone is always kept */
+    if (vm->q_len >= VMM_EVENT_QUEUE_MAX && !it->internal && it->ev.type != VMM_EVENT_EXITED) {
+        if (vm->q_dropped++ % 1000 == 0)
+            log_warn("VM %s: the event callback is too slow; dropping %s (and later ones)",
+                     vm->uuid, vmm_event_type_to_string(it->ev.type));
+        pthread_mutex_unlock(&vm->lock);
+        vmm_event_item_free(it);
+        return;
+    }
+    vm->q_len++;
     if (vm->q_tail)
         vm->q_tail->next = it;
     else
@@ -90,6 +102,7 @@ static void *vmm_event_main(void *arg)
             vm->q_head = it->next;
             if (!vm->q_head)
                 vm->q_tail = NULL;
+            vm->q_len--;
             pthread_mutex_unlock(&vm->lock);
             if (it->internal) {
                 if (vm->ops->internal)
@@ -157,6 +170,7 @@ void vmm_event_drain(Vmm *vm)
     pthread_mutex_lock(&vm->lock);
     VmmEventItem *it = vm->q_head;
     vm->q_head = vm->q_tail = NULL;
+    vm->q_len = 0;
     pthread_mutex_unlock(&vm->lock);
     while (it) {
         VmmEventItem *next = it->next;

@@ -13,6 +13,8 @@
 
 /* How often the watcher runs the backend's tick (health checks, boot detection). */
 #define VMM_TICK_MS 250
+/* Events queued for a slow callback beyond this are dropped (and counted in the log). */
+#define VMM_EVENT_QUEUE_MAX 4096
 
 typedef struct VmmEventItem VmmEventItem;
 
@@ -26,8 +28,8 @@ typedef struct VmmOps {
     /* vm has uuid, dirs, cfg; the backend fills vm->priv (and vm->pid). */
     int (*start)(Vmm *vm, char **err);
     int (*attach)(Vmm *vm, char **err); /* also loads vm->cfg */
-    void (*shutdown)(Vmm *vm);          /* stop I/O threads (memory stays valid) */
-    void (*free_priv)(Vmm *vm);
+    void (*shutdown)(Vmm *vm);          /* stop I/O: calls in flight fail fast; frees nothing */
+    void (*free_priv)(Vmm *vm);         /* after the watcher stopped: join, close, free */
     void (*tick)(Vmm *vm);              /* watcher thread */
     void (*internal)(Vmm *vm, int code); /* watcher thread */
     void (*refresh)(Vmm *vm);            /* re-read disk chains into vm->cfg after a job */
@@ -90,6 +92,8 @@ struct Vmm {
     pthread_t watcher;
     bool have_watcher;
     VmmEventItem *q_head, *q_tail;
+    size_t q_len;
+    size_t q_dropped;
     bool stopping;
     bool close_deferred;
 

@@ -716,13 +716,12 @@ static int qemu_vm_attach(Vmm *vm, char **err)
     return 0;
 }
 
+/* Stops monitor I/O; the watcher may still be finishing a tick, so nothing is freed. */
 static void qemu_vm_shutdown(Vmm *vm)
 {
     QemuVm *q = qvm(vm);
-    if (q && q->mon) {
-        qmp_close(q->mon);
-        q->mon = NULL;
-    }
+    if (q && q->mon)
+        qmp_disconnect(q->mon);
 }
 
 static void qemu_vm_free_priv(Vmm *vm)
@@ -730,6 +729,8 @@ static void qemu_vm_free_priv(Vmm *vm)
     QemuVm *q = qvm(vm);
     if (!q)
         return;
+    qmp_close(q->mon);
+    q->mon = NULL;
     for (int i = 0; i < QEMU_MAX_WATCH; i++)
         free(q->watch_ids[i]);
     free(q);

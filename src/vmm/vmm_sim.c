@@ -638,16 +638,18 @@ static int sim_set_vcpus(Vmm *vm, unsigned count, unsigned timeout_ms, char **er
                          vm->uuid, count, maxc);
     pthread_mutex_lock(&vm->lock);
     SimVm *s = svm(vm);
-    for (unsigned c = s->vcpus; c > count; c--) {
+    unsigned before = s->vcpus;
+    s->vcpus = count;
+    vm->cfg.vcpus = count;
+    sim_save_locked(vm);
+    pthread_mutex_unlock(&vm->lock);
+    /* events are posted without the lock: posting takes it */
+    for (unsigned c = before; c > count; c--) {
         char id[16];
         snprintf(id, sizeof(id), "cpu%u", c - 1);
         vmm_event_post(vm, &(VmmEvent){.type = VMM_EVENT_DEVICE_DELETED,
                                        .name = "DEVICE_DELETED", .device = id, .exit_code = -1});
     }
-    s->vcpus = count;
-    vm->cfg.vcpus = count;
-    sim_save_locked(vm);
-    pthread_mutex_unlock(&vm->lock);
     return 0;
 }
 

@@ -183,6 +183,12 @@ static void t_devices_and_jobs(void *data)
     CHECK_INT(vmm_get_vcpus(vm, &n, &err), 0);
     CHECK_INT(n, 3);
     CHECK_INT(vmm_set_vcpus(vm, 5, 0, &err), -EINVAL);
+    int before = vmt_count(&log);
+    CHECK_INT(vmm_set_vcpus(vm, 1, 0, &err), 0);
+    int cpu = order_of(&log, VMM_EVENT_DEVICE_DELETED, before);
+    CHECK(cpu >= 0 && strcmp(log.ev[cpu].device, "cpu2") == 0);
+    CHECK_INT(vmm_get_vcpus(vm, &n, &err), 0);
+    CHECK_INT(n, 1);
     CHECK_INT(vmm_set_memory_target(vm, 256, &err), 0);
     uint64_t actual = 0;
     CHECK_INT(vmm_get_memory_actual(vm, &actual, &err), 0);

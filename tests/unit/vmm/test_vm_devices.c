@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "vm_helpers.h"
+#include "vmm/qga.h"
 
 #define UUID "c0000000-0000-4000-8000-000000000001"
 
@@ -168,6 +169,24 @@ static void t_vcpus_balloon(void *data)
     free(err);
 }
 
+/* The agent channel reaches the guest; the test guest runs no agent, so the client must
+ * give up within its timeout instead of hanging. */
+static void t_agent_channel(void *data)
+{
+    char *err = NULL;
+    char *sock = vmm_path(vmt_run, UUID, "qga.sock");
+    QgaClient *c = NULL;
+    CHECK_MSG(qga_connect(sock, &c, &err) == 0, "connect: %s", err);
+    if (c) {
+        int64_t t0 = vmm_now_ms();
+        CHECK_INT(qga_ping(c, 500, &err), -ETIMEDOUT);
+        CHECK(vmm_now_ms() - t0 < 5000);
+        qga_close(c);
+    }
+    free(sock);
+    free(err);
+}
+
 int main(void)
 {
     if (!vmt_setup()) {
@@ -191,6 +210,7 @@ int main(void)
     test_run("CD insert and eject", t_cd, NULL);
     test_run("NIC hot-plug and unplug", t_nic, NULL);
     test_run("vCPU hot-plug and balloon", t_vcpus_balloon, NULL);
+    test_run("agent channel without an agent: bounded timeout", t_agent_channel, NULL);
     vmm_destroy(vm, 10000, NULL);
     vmm_close(vm);
     vmm_config_release(&c);

@@ -269,7 +269,9 @@ static void t_shapes_accepted(void *data)
             c.rtc_offset_s = 3600;
             break;
         case 1: /* direct kernel, user net with a forward, console socket */
+            vmm_config_release(&c);
             vmt_config(&c, uuid, "wait");
+            c.memory_mib = 64;
             c.start_paused = true;
             c.vcpus_max = 4;
             c.tcg_tb_size_mib = 16;
