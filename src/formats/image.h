@@ -194,7 +194,9 @@ int img_block_status(ImgReader *r, uint64_t offset, uint64_t maxlen, unsigned fl
  * block_status() has img_block_status()'s contract. UNALLOCATED in a source
  * means "not provided": a writer that writes an image with a backing file
  * leaves such runs to the backing file; every other writer writes zeros.
- * Both callbacks are called from the writer's thread only.
+ * The callbacks are called from one thread at a time, never concurrently,
+ * but not necessarily the caller's: writers read ahead on a thread of their
+ * own. Reads come in increasing offset order.
  */
 typedef struct ImgSource {
     uint64_t virtual_size;

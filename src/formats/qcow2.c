@@ -7,7 +7,8 @@
  * external data files, extended L2 entries, non-zlib compression and unknown
  * incompatible features with a message saying so. L2 tables are cached
  * behind a mutex; reads at different offsets may run in parallel.
- * Writing is in qcow2_write.c.
+ * This file only reads: it never modifies an image (writing a new one is
+ * qcow2_write.c).
  */
 #include <errno.h>
 #include <pthread.h>

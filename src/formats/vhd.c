@@ -9,7 +9,8 @@
  * Sector bitmaps are honoured for dynamic and differencing disks. A
  * differencing disk finds its parent through its locators (W2ru, W2ku,
  * MacX, with Windows' data-space-in-bytes quirk) or its header name, and the
- * parent's UUID must match. Every table must lie inside the file.
+ * parent's UUID must match. Every table must lie inside the file. Read-only:
+ * it never modifies a VHD (writing a new one is vhd_write.c).
  */
 #include <errno.h>
 #include <stdio.h>

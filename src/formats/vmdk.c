@@ -6,7 +6,8 @@
  * vmfs). Delta disks (parentFileNameHint) read through their parent. Every
  * table, grain and marker must lie in its file, sizes are bounded, and
  * extent files are opened with the confinement rules of image_int.h. ESX
- * COWD deltas and raw device mappings are refused.
+ * COWD deltas and raw device mappings are refused. Read-only: it never
+ * modifies a VMDK (writing a new one is vmdk_write.c).
  */
 #include <ctype.h>
 #include <errno.h>

@@ -51,10 +51,22 @@ static void make(const char *name, ImgFormat fmt, ImgSubformat sub)
     close(fd);
 }
 
+static void cleanup(void)
+{
+    static const char *const names[] = {"flat.vmdk", "sparse.vmdk", "stream.vmdk"};
+    char path[160];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     if (!mkdtemp(dir))
         abort();
+    atexit(cleanup);
     make("flat.vmdk", IMG_FORMAT_RAW, IMG_SUBFORMAT_DEFAULT);
     make("sparse.vmdk", IMG_FORMAT_VMDK, IMG_SUBFORMAT_VMDK_MONOLITHIC_SPARSE);
     make("stream.vmdk", IMG_FORMAT_VMDK, IMG_SUBFORMAT_VMDK_STREAM_OPTIMIZED);

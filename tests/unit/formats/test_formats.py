@@ -347,6 +347,19 @@ def group_writers():
             report(f"{name}: to a pipe", ok, f"rc={r1}")
             if ok:
                 qemu_compare(f"{name} (piped)", piped, qfmt, top, "qcow2")
+    # The stream has VMware's layout, grain by grain.
+    out = os.path.join(TMP, "layout.vmdk")
+    p = hxe("convert", "-O", "vmdk", top, out)
+    probs = check_vmware_stream(out) if p.returncode == 0 else [p.stderr.decode()]
+    report("streamOptimized output has VMware's layout (markers, GT/GD, footer, EOS)",
+           not probs, "; ".join(probs[:5]))
+    # The parser agrees on the VMware sample's header (the part that is there).
+    hdr = open(sample("vmdk/govmomi-ttylinux-ovftool-streamOptimized-TRUNCATED.vmdk"),
+               "rb").read(512)
+    ours = open(out, "rb").read(512)
+    report("streamOptimized header matches ovftool's (flags, version, gtes, overhead)",
+           hdr[4:12] == ours[4:12] and hdr[44:48] == ours[44:48] and
+           hdr[56:72] == ours[56:72] and hdr[73:79] == ours[73:79], "")
     # Non-streaming formats refuse a pipe with a clear error.
     p1 = subprocess.Popen([IMG, "convert", "-O", "qcow2", top, "-"], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, env=ENV)
@@ -399,6 +412,83 @@ def group_writers():
     p = hxe("create", "-O", "vhd", os.path.join(TMP, "huge.vhd"), "2041G")
     report("VHD larger than 2040 GiB refused", p.returncode == 1 and b"2040" in p.stderr,
            p.stderr.decode())
+
+
+def check_vmware_stream(path):
+    """Walks a streamOptimized VMDK as VMware lays it out (header with
+    GD_AT_END, grain markers in LBA order, GT/GD/footer markers, EOS) and
+    returns a list of problems."""
+    import zlib
+    data = open(path, "rb").read()
+    bad = []
+    hdr = data[:512]
+    magic, version, flags, capacity, grain = struct.unpack_from("<IIIQQ", hdr, 0)
+    desc_off, desc_size, gtes, rgd, gd, overhead = struct.unpack_from("<QQIQQQ", hdr, 28)
+    if (magic, version, flags, gtes, rgd) != (0x564D444B, 3, 0x30001, 512, 0):
+        bad.append(f"header fields {magic:#x} v{version} flags {flags:#x} gtes {gtes} rgd {rgd}")
+    if gd != 0xFFFFFFFFFFFFFFFF:
+        bad.append("header gdOffset is not GD_AT_END")
+    if hdr[73:77] != b"\n \r\n" or struct.unpack_from("<H", hdr, 77)[0] != 1:
+        bad.append("newline check bytes or compression algorithm")
+    desc = data[desc_off * 512:(desc_off + desc_size) * 512].rstrip(b"\0").decode()
+    if 'createType="streamOptimized"' not in desc or f"RW {capacity} SPARSE" not in desc:
+        bad.append("embedded descriptor: " + desc)
+    pos = overhead * 512
+    last_lba = -1
+    grains, gts, gd_sec, footer = {}, {}, None, None
+    while pos + 512 <= len(data):
+        val, size = struct.unpack_from("<QI", data, pos)
+        if size:
+            if val <= last_lba or val % grain:
+                bad.append(f"grain LBA {val} out of order at {pos}")
+            last_lba = val
+            out = zlib.decompress(data[pos + 12:pos + 12 + size])
+            if len(out) != grain * 512:
+                bad.append(f"grain at LBA {val} inflates to {len(out)} bytes")
+            grains[pos // 512] = val
+            pos += (12 + size + 511) // 512 * 512
+            continue
+        mtype = struct.unpack_from("<I", data, pos + 12)[0]
+        if mtype == 0:
+            if pos + 512 != len(data):
+                bad.append("EOS marker is not the last sector")
+            break
+        body = pos + 512
+        if mtype == 1:
+            if val != 4:
+                bad.append("GT marker size")
+            gts[body // 512] = struct.unpack_from("<512I", data, body)
+        elif mtype == 2:
+            gd_sec = body // 512
+        elif mtype == 3:
+            footer = data[body:body + 512]
+        pos = body + val * 512
+    else:
+        bad.append("no EOS marker")
+    if footer is None or footer[:4] != b"KDMV":
+        return bad + ["no footer"]
+    if struct.unpack_from("<Q", footer, 56)[0] != gd_sec:
+        bad.append("footer gdOffset does not point at the GD")
+    if footer[:56] != hdr[:56] or footer[64:] != hdr[64:]:
+        bad.append("footer differs from the header beyond gdOffset")
+    ngd = (capacity + grain * 512 - 1) // (grain * 512)
+    gd_entries = struct.unpack_from(f"<{ngd}I", data, gd_sec * 512)
+    seen = 0
+    for i, gt_sec in enumerate(gd_entries):
+        if gt_sec == 0:
+            continue
+        if gt_sec not in gts:
+            bad.append(f"GD entry {i} -> {gt_sec} is not a GT")
+            continue
+        for j, g in enumerate(gts[gt_sec]):
+            if g == 0:
+                continue
+            seen += 1
+            if grains.get(g) != (i * 512 + j) * grain:
+                bad.append(f"GT {i} entry {j} -> sector {g} is not the grain of that LBA")
+    if seen != len(grains):
+        bad.append(f"{len(grains)} grains written, {seen} referenced")
+    return bad
 
 
 # --------------------------------------------------------------------------
