@@ -175,7 +175,7 @@ int cli_error(Cli *cli, const XsError *err)
         fputc('\n', stderr);
         return 1;
     }
-    fprintf(stderr, "%s\n", def->doc);
+    fprintf(stderr, "%s: %s\n", err->code, def->doc);
     for (size_t i = 0; i < err->nparams; i++) {
         const char *name = i < def->nparams ? def->params[i] : "";
         char *v = describe(cli, name, err->params[i]);

@@ -156,7 +156,8 @@ def test_errors_and_exit_status():
     assert r.returncode == 1 and "Required parameter not found: uuid" in r.stderr
     r = D.xe("vm-param-list", "uuid=00000000-0000-0000-0000-000000000000", check=False)
     assert r.returncode == 1
-    assert r.stderr.startswith("No object of this class has the given UUID.\n"), r.stderr
+    assert r.stderr.startswith("UUID_INVALID: No object of this class has the given UUID.\n"), \
+        r.stderr
     assert "type: VM\nuuid: 00000000-0000-0000-0000-000000000000\n" in r.stderr
     u = uuid_of("vm")
     r = D.xe("vm-param-set", "uuid=" + u, "power-state=running", check=False)
