@@ -245,19 +245,29 @@ static int cmd_param_set(Cli *cli, const CliCommand *cmd)
     return rc;
 }
 
+/* The writable map or set field named by param-name, and the object of
+ * uuid=; prints the error and returns NULL otherwise. */
+static const XsField *collection_param(Cli *cli, const XsClass *cls, char **ref)
+{
+    const XsCliField *cf = param_field(cli, cls, cli_param(cli, "param-name"));
+    if (!cf)
+        return NULL;
+    const XsField *f = cli_api_field(cls, cf);
+    if (!f || !cli_field_writable(cls, cf) ||
+        (f->type->kind != XS_T_MAP && f->type->kind != XS_T_SET)) {
+        cli_fail(cli, "Parameter is read-only");
+        return NULL;
+    }
+    const XsValue *rec;
+    return by_uuid(cli, cls, ref, &rec) ? f : NULL;
+}
+
 static int cmd_param_add(Cli *cli, const CliCommand *cmd)
 {
     const XsClass *cls = cmd->cls;
-    const XsCliField *cf = param_field(cli, cls, cli_param(cli, "param-name"));
-    if (!cf)
-        return 1;
-    const XsField *f = cli_api_field(cls, cf);
-    if (!f || !cli_field_writable(cls, cf) ||
-        (f->type->kind != XS_T_MAP && f->type->kind != XS_T_SET))
-        return cli_fail(cli, "Parameter is read-only");
     char *ref;
-    const XsValue *rec;
-    if (!by_uuid(cli, cls, &ref, &rec))
+    const XsField *f = collection_param(cli, cls, &ref);
+    if (!f)
         return 1;
     int rc = 0;
     if (f->type->kind == XS_T_SET) {
@@ -285,16 +295,9 @@ static int cmd_param_add(Cli *cli, const CliCommand *cmd)
 static int cmd_param_remove(Cli *cli, const CliCommand *cmd)
 {
     const XsClass *cls = cmd->cls;
-    const XsCliField *cf = param_field(cli, cls, cli_param(cli, "param-name"));
-    if (!cf)
-        return 1;
-    const XsField *f = cli_api_field(cls, cf);
-    if (!f || !cli_field_writable(cls, cf) ||
-        (f->type->kind != XS_T_MAP && f->type->kind != XS_T_SET))
-        return cli_fail(cli, "Parameter is read-only");
     char *ref;
-    const XsValue *rec;
-    if (!by_uuid(cli, cls, &ref, &rec))
+    const XsField *f = collection_param(cli, cls, &ref);
+    if (!f)
         return 1;
     const char *key = cli_param(cli, "param-key");
     bool ok = call_setter(cli, cls, f->type->kind == XS_T_SET ? "remove_" : "remove_from_", ref,
