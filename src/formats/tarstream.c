@@ -36,6 +36,23 @@
 #include "util/xalloc.h"
 #include "util/banned.h"
 
+/*
+ * Page-aligned buffers. Data reaches these buffers from the page cache
+ * (read) and leaves them to it (write) at offsets that are multiples of 512;
+ * with an aligned base every kernel copy is cache-line aligned on both sides,
+ * which on some CPUs (AMD's rep movsb) costs several times less than a copy
+ * that is off by malloc's 16 bytes.
+ */
+static void *xmalloc_page(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 4096, n ? n : 1) != 0) {
+        fprintf(stderr, "hyperxe: out of memory allocating %zu bytes\n", n);
+        abort();
+    }
+    return p;
+}
+
 const char *tarstream_compression_name(TarStreamCompression c)
 {
     switch (c) {
@@ -525,11 +542,12 @@ TarStreamIn *tarstream_in_new(const TarStreamInConfig *cfg)
     in->comp = cfg->compression;
     in->threaded = cfg->threaded;
     in->cancel = cfg->cancel;
-    in->ring_size = cfg->buffer_size ? cfg->buffer_size : (in->threaded ? 8 * MiB : 256 * KiB);
+    /* Small enough that data read ahead is still in cache when it is used. */
+    in->ring_size = cfg->buffer_size ? cfg->buffer_size : (in->threaded ? 2 * MiB : 256 * KiB);
     if (in->ring_size < 4 * KiB)
         in->ring_size = 4 * KiB;
-    in->ring = xmalloc(in->ring_size);
-    in->raw = xmalloc(IN_RAW_SIZE);
+    in->ring = xmalloc_page(in->ring_size);
+    in->raw = xmalloc_page(IN_RAW_SIZE);
     in->wake[0] = in->wake[1] = -1;
     if (in->threaded) {
         if (pipe2(in->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -926,6 +944,7 @@ struct TarStreamOut {
 
     pthread_t thread;
     bool running;
+    bool unthreaded;
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
     pthread_cond_t cv_free;
@@ -1098,15 +1117,20 @@ TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp)
     out->comp = cfg->compression;
     out->cancel = cfg->cancel;
     out->sock = -1;
-    out->slot_size = cfg->slot_size ? cfg->slot_size : 4 * MiB + 8 * KiB;
-    out->nslots = cfg->slots ? cfg->slots : 4;
+    /*
+     * One 1 MiB block (with its headers and checksum member) per slot: a
+     * block is read, hashed and written while it is still in the core's L2.
+     * Larger slots cost up to three times the CPU on a busy machine.
+     */
+    out->slot_size = cfg->slot_size ? cfg->slot_size : 1 * MiB + 8 * KiB;
+    out->nslots = cfg->slots ? cfg->slots : 3;
     if (out->nslots < 2)
         out->nslots = 2;
     out->slot_buf = xnew0(uint8_t *, out->nslots);
     out->slot_len = xnew0(size_t, out->nslots);
     out->slot_flush = xnew0(bool, out->nslots);
     for (unsigned i = 0; i < out->nslots; i++)
-        out->slot_buf[i] = xmalloc(out->slot_size);
+        out->slot_buf[i] = xmalloc_page(out->slot_size);
     atomic_init(&out->err_fast, 0);
     pthread_mutex_init(&out->mu, NULL);
     pthread_condattr_t ca;
@@ -1144,9 +1168,10 @@ TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp)
     }
     if (out->comp != TARSTREAM_COMPRESSION_NONE) {
         out->cbuf_size = 1 * MiB;
-        out->cbuf = xmalloc(out->cbuf_size);
+        out->cbuf = xmalloc_page(out->cbuf_size);
     }
-    if (!err) {
+    out->unthreaded = cfg->unthreaded;
+    if (!err && !out->unthreaded) {
         int pr = pthread_create(&out->thread, NULL, out_thread_main, out);
         if (pr)
             err = -pr;
@@ -1167,6 +1192,14 @@ static int out_submit(TarStreamOut *out, bool flush)
 {
     if (out->slot_len[out->cur] == 0 && !flush)
         return 0;
+    if (out->unthreaded) {
+        int r = out_emit(out, out->slot_buf[out->cur], out->slot_len[out->cur],
+                         flush ? EMIT_FLUSH : EMIT_CONTINUE);
+        out->slot_len[out->cur] = 0;
+        if (r < 0)
+            out_set_err(out, r);
+        return r;
+    }
     out->slot_flush[out->cur] = flush;
     pthread_mutex_lock(&out->mu);
     out->queued++;
@@ -1278,6 +1311,14 @@ int tarstream_out_finish(TarStreamOut *out)
 {
     if (!atomic_load(&out->err_fast) && cancelled(out->cancel))
         out_set_err(out, -ECANCELED);
+    if (out->unthreaded) {
+        if (!atomic_load(&out->err_fast) && out_submit(out, false) == 0) {
+            int r = out_emit(out, NULL, 0, EMIT_END);
+            if (r < 0)
+                out_set_err(out, r);
+        }
+        return atomic_load(&out->err_fast);
+    }
     if (!atomic_load(&out->err_fast) && out->slot_len[out->cur]) {
         pthread_mutex_lock(&out->mu);
         out->queued++;

@@ -92,7 +92,7 @@ typedef struct TarStreamInConfig {
     void *read_ctx;
     TarStreamCompression compression; /* AUTO to detect */
     bool threaded;               /* read and decompress ahead on a worker thread */
-    size_t buffer_size;          /* decompressed read-ahead; 0 = 8 MiB (threaded) or 256 KiB */
+    size_t buffer_size;          /* decompressed read-ahead; 0 = 2 MiB (threaded) or 256 KiB */
     const atomic_bool *cancel;   /* optional: waits give up with -ECANCELED once set */
 } TarStreamInConfig;
 
@@ -144,9 +144,10 @@ typedef struct TarStreamOutConfig {
     TarStreamCompression compression; /* NONE, GZIP or ZSTD */
     int level;                       /* 0 = default: gzip 1, zstd 3 */
     unsigned zstd_workers;           /* 0 = 2 */
-    size_t slot_size;                /* 0 = 4 MiB + 8 KiB */
-    unsigned slots;                  /* 0 = 4 */
+    size_t slot_size;                /* 0 = 1 MiB + 8 KiB (one XVA block and its checksum) */
+    unsigned slots;                  /* 0 = 3 */
     const atomic_bool *cancel;       /* optional: waits give up with -ECANCELED */
+    bool unthreaded;                 /* write on the caller's thread (SIGPIPE not blocked) */
 } TarStreamOutConfig;
 
 /* Creates an output stream and starts its writer thread; NULL + *errp = -errno on failure. */

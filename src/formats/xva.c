@@ -421,6 +421,7 @@ static int exp_run(int fd, const char *raw_prefix, const void *ova_xml, size_t o
         .level = opts->level,
         .zstd_workers = opts->zstd_workers,
         .cancel = opts->cancel,
+        .unthreaded = opts->no_threads,
     };
     oc.compression = opts->compression == XVA_COMPRESSION_GZIP   ? TARSTREAM_COMPRESSION_GZIP
                      : opts->compression == XVA_COMPRESSION_ZSTD ? TARSTREAM_COMPRESSION_ZSTD
@@ -789,7 +790,8 @@ static int imp_member(Importer *im, DiskState *ds, const TarStreamHeader *h)
         EVP_DigestInit_ex(im->sha, EVP_sha1(), NULL);
     for (uint64_t left = h->size; left > 0;) {
         const uint8_t *p;
-        ssize_t n = tarstream_in_peek(im->in, &p, (size_t)MIN(left, (uint64_t)(4 * MiB)));
+        /* Small pieces: each is hashed and handed on while still in cache. */
+        ssize_t n = tarstream_in_peek(im->in, &p, (size_t)MIN(left, (uint64_t)(256 * KiB)));
         if (n < 0)
             return imp_in_error(im, (int)n, esc);
         if (n == 0)

@@ -689,6 +689,49 @@ static void test_roundtrip_pipe_zstd(void **state)
     roundtrip(XVA_COMPRESSION_ZSTD, XVA_CHECKSUM_SHA1, true);
 }
 
+/* The export writing on the caller's thread: same bytes as with the writer thread. */
+static void test_export_no_threads(void **state)
+{
+    MemDisk ds[3];
+    memdisk_init(&ds[0], "Ref:1", 5 * MB + 3);
+    memdisk_init(&ds[1], "Ref:2", 2 * MB);
+    memdisk_init(&ds[2], "Ref:3", 100);
+    for (int i = 0; i < 3; i++)
+        memdisk_fill(&ds[i], 5);
+    for (int comp = 0; comp < 3; comp++) {
+        XvaExportOptions o = {.compression = (XvaCompression)comp, .mtime = 99};
+        size_t l1, l2;
+        uint8_t *b1 = export_mem(ds, 3, &o, NULL, &l1);
+        o.no_threads = true;
+        uint8_t *b2 = export_mem(ds, 3, &o, NULL, &l2);
+        if (comp == 0) {
+            assert_int_equal(l1, l2);
+            assert_memory_equal(b1, b2, l1);
+        }
+        MemSink s;
+        XvaError err;
+        assert_int_equal(import_mem(b2, l2, ds, 3, &s, NULL, NULL, &err, 0), 0);
+        memsink_check(&s, ds);
+        memsink_release(&s);
+        free(b1);
+        free(b2);
+    }
+    /* A closed pipe: -EPIPE when SIGPIPE is ignored, as documented. */
+    XvaExportDisk e = memdisk_export(&ds[0], true);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    close(p[0]);
+    signal(SIGPIPE, SIG_IGN);
+    XvaExportOptions o = {.no_threads = true};
+    XvaError err;
+    int r = xva_export(p[1], "x", 1, &e, 1, &o, NULL, &err);
+    signal(SIGPIPE, SIG_DFL);
+    close(p[1]);
+    expect_error(r, &err, XVA_ERROR_IO, "Broken pipe");
+    for (int i = 0; i < 3; i++)
+        memdisk_release(&ds[i]);
+}
+
 /* A first disk shorter than a block: every later block is written (xapi's gap unit). */
 static void test_short_first_member(void **state)
 {
@@ -1701,6 +1744,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_zstd),
         cmocka_unit_test(test_roundtrip_pipe),
         cmocka_unit_test(test_roundtrip_pipe_zstd),
+        cmocka_unit_test(test_export_no_threads),
         cmocka_unit_test(test_short_first_member),
         cmocka_unit_test(test_edge_disks),
         cmocka_unit_test(test_bad_export_args),
