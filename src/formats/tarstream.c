@@ -9,9 +9,9 @@
  * a wake-up pipe beside the fd, so freeing a stream never hangs on a stalled
  * peer.
  *
- * Output: a ring of large slots filled by the caller and written (or
- * compressed and written) by a worker thread that blocks all signals, so a
- * broken pipe yields -EPIPE rather than killing the process.
+ * Output: slots filled by the caller and written (or compressed and
+ * written) on the caller's thread, or by a worker thread that blocks all
+ * signals. Either way a broken pipe yields -EPIPE, never SIGPIPE.
  *
  * Nothing here interprets member names or contents.
  */
@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -958,7 +959,8 @@ struct TarStreamOut {
     ZSTD_CCtx *zc;
     uint8_t *cbuf;
     size_t cbuf_size, cbuf_len;
-    int sock; /* -1 unknown, 0 no, 1 yes */
+    int sock;  /* -1 unknown, 0 no, 1 yes */
+    bool fifo; /* a pipe: SIGPIPE is possible */
 };
 
 static void out_set_err(TarStreamOut *out, int err)
@@ -972,6 +974,32 @@ static void out_set_err(TarStreamOut *out, int err)
     pthread_mutex_unlock(&out->mu);
 }
 
+/*
+ * write() to a pipe on a thread that may not block SIGPIPE: SIGPIPE is
+ * blocked for the call, and one it raised is consumed, so a broken pipe
+ * is only EPIPE.
+ */
+static ssize_t write_no_sigpipe(int fd, const void *p, size_t n)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t r = write(fd, p, n);
+    int e = errno;
+    if (r < 0 && e == EPIPE && !was_pending) {
+        static const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return r;
+}
+
 static int out_write_all(TarStreamOut *out, const uint8_t *p, size_t n)
 {
     while (n > 0) {
@@ -979,11 +1007,15 @@ static int out_write_all(TarStreamOut *out, const uint8_t *p, size_t n)
         if (out->sock != 0) {
             r = send(out->fd, p, n, MSG_NOSIGNAL);
             if (r < 0 && errno == ENOTSOCK) {
+                struct stat st;
                 out->sock = 0;
+                out->fifo = fstat(out->fd, &st) == 0 && S_ISFIFO(st.st_mode);
                 continue;
             }
             if (r >= 0)
                 out->sock = 1;
+        } else if (out->fifo && out->unthreaded) {
+            r = write_no_sigpipe(out->fd, p, n);
         } else {
             r = write(out->fd, p, n);
         }
@@ -1170,8 +1202,8 @@ TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp)
         out->cbuf_size = 1 * MiB;
         out->cbuf = xmalloc_page(out->cbuf_size);
     }
-    out->unthreaded = cfg->unthreaded;
-    if (!err && !out->unthreaded) {
+    out->unthreaded = !cfg->threaded;
+    if (!err && cfg->threaded) {
         int pr = pthread_create(&out->thread, NULL, out_thread_main, out);
         if (pr)
             err = -pr;

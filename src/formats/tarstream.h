@@ -2,8 +2,9 @@
  * Streaming tar plumbing for XVA and similar archives: POSIX ustar header
  * encoding and decoding, a buffered input that reads a file descriptor (a
  * pipe, socket or file, never seeked) or a read callback and undoes gzip or
- * zstd compression on the fly, and an output that writes large buffers from
- * a worker thread, optionally compressing them. Memory use is bounded and
+ * zstd compression on the fly, and an output that writes block-sized
+ * buffers, optionally compressing them, on the caller's thread or a worker
+ * thread. Memory use is bounded and
  * fixed when a stream is created.
  *
  * This layer knows tar framing only: it does not know what members mean
@@ -125,6 +126,7 @@ typedef enum {
     TARSTREAM_NEXT_HEADER, /* *h is filled; the member's data follows */
     TARSTREAM_NEXT_END,    /* a zero block: end of archive */
     TARSTREAM_NEXT_EOF,    /* the stream ended exactly at a header boundary */
+    TARSTREAM_NEXT__MAX
 } TarStreamNext;
 
 /*
@@ -147,10 +149,15 @@ typedef struct TarStreamOutConfig {
     size_t slot_size;                /* 0 = 1 MiB + 8 KiB (one XVA block and its checksum) */
     unsigned slots;                  /* 0 = 3 */
     const atomic_bool *cancel;       /* optional: waits give up with -ECANCELED */
-    bool unthreaded;                 /* write on the caller's thread (SIGPIPE not blocked) */
+    bool threaded;                   /* write from a worker thread (else on the caller's) */
 } TarStreamOutConfig;
 
-/* Creates an output stream and starts its writer thread; NULL + *errp = -errno on failure. */
+/*
+ * Creates an output stream (and starts its writer thread if threaded);
+ * NULL + *errp = -errno on failure. A broken pipe gives -EPIPE: the
+ * writer thread blocks signals, sockets are written with MSG_NOSIGNAL, and
+ * on the caller's thread SIGPIPE is blocked around each write to a pipe.
+ */
 TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp);
 /*
  * Returns space for len bytes (len <= slot size) to be filled and then
