@@ -263,6 +263,9 @@ struct TarStreamIn {
     pthread_mutex_t mu;
     pthread_cond_t cv_data;  /* consumer waits for data */
     pthread_cond_t cv_space; /* producer waits for space */
+    bool cons_waiting;       /* wake-ups are costly (IPIs in a VM): only when someone waits */
+    bool prod_waiting;
+    size_t low_water;        /* the producer sleeps until this much space is free */
     bool stop;
     int wake[2];
 
@@ -508,8 +511,11 @@ static void *in_thread_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     for (;;) {
         pthread_mutex_lock(&in->mu);
-        while (!in->stop && in->head - in->tail >= in->ring_size)
+        while (!in->stop && in->ring_size - (in->head - in->tail) < in->low_water) {
+            in->prod_waiting = true;
             pthread_cond_wait(&in->cv_space, &in->mu);
+            in->prod_waiting = false;
+        }
         if (in->stop) {
             pthread_mutex_unlock(&in->mu);
             break;
@@ -526,7 +532,8 @@ static void *in_thread_main(void *arg)
             in->head += (uint64_t)r;
         else
             in_finish_producer(in, r);
-        pthread_cond_signal(&in->cv_data);
+        if (in->cons_waiting)
+            pthread_cond_signal(&in->cv_data);
         pthread_mutex_unlock(&in->mu);
         if (r <= 0)
             break;
@@ -547,6 +554,7 @@ TarStreamIn *tarstream_in_new(const TarStreamInConfig *cfg)
     in->ring_size = cfg->buffer_size ? cfg->buffer_size : (in->threaded ? 2 * MiB : 256 * KiB);
     if (in->ring_size < 4 * KiB)
         in->ring_size = 4 * KiB;
+    in->low_water = in->ring_size / 4;
     in->ring = xmalloc_page(in->ring_size);
     in->raw = xmalloc_page(IN_RAW_SIZE);
     in->wake[0] = in->wake[1] = -1;
@@ -634,7 +642,9 @@ ssize_t tarstream_in_peek(TarStreamIn *in, const uint8_t **p, size_t max)
     if (in->threaded) {
         pthread_mutex_lock(&in->mu);
         while (in->head == in->tail && !in->eof) {
+            in->cons_waiting = true;
             int r = wait_cancellable(&in->cv_data, &in->mu, in->cancel);
+            in->cons_waiting = false;
             if (r < 0) {
                 pthread_mutex_unlock(&in->mu);
                 in->cons_err = r;
@@ -673,7 +683,8 @@ void tarstream_in_advance(TarStreamIn *in, size_t n)
     if (in->threaded) {
         pthread_mutex_lock(&in->mu);
         in->tail += n;
-        pthread_cond_signal(&in->cv_space);
+        if (in->prod_waiting && in->ring_size - (in->head - in->tail) >= in->low_water)
+            pthread_cond_signal(&in->cv_space);
         pthread_mutex_unlock(&in->mu);
     } else {
         in->tail += n;
@@ -949,6 +960,8 @@ struct TarStreamOut {
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
     pthread_cond_t cv_free;
+    bool writer_waiting; /* signal only a thread that waits */
+    bool filler_waiting;
 
     uint64_t bytes_in;
     uint64_t bytes_out;
@@ -1111,8 +1124,11 @@ static void *out_thread_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     for (;;) {
         pthread_mutex_lock(&out->mu);
-        while (out->queued == 0 && !out->done)
+        while (out->queued == 0 && !out->done) {
+            out->writer_waiting = true;
             pthread_cond_wait(&out->cv_work, &out->mu);
+            out->writer_waiting = false;
+        }
         if (out->queued == 0) {
             pthread_mutex_unlock(&out->mu);
             break;
@@ -1131,7 +1147,8 @@ static void *out_thread_main(void *arg)
         pthread_mutex_lock(&out->mu);
         out->wr = (out->wr + 1) % out->nslots;
         out->queued--;
-        pthread_cond_broadcast(&out->cv_free);
+        if (out->filler_waiting)
+            pthread_cond_broadcast(&out->cv_free);
         pthread_mutex_unlock(&out->mu);
     }
     if (!atomic_load(&out->err_fast)) {
@@ -1236,10 +1253,13 @@ static int out_submit(TarStreamOut *out, bool flush)
     pthread_mutex_lock(&out->mu);
     out->queued++;
     out->cur = (out->cur + 1) % out->nslots;
-    pthread_cond_signal(&out->cv_work);
+    if (out->writer_waiting)
+        pthread_cond_signal(&out->cv_work);
     int r = 0;
     while (out->queued == out->nslots && !out->err) {
+        out->filler_waiting = true;
         r = wait_cancellable(&out->cv_free, &out->mu, out->cancel);
+        out->filler_waiting = false;
         if (r < 0)
             break;
     }

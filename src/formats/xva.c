@@ -421,7 +421,7 @@ static int exp_run(int fd, const char *raw_prefix, const void *ova_xml, size_t o
         .level = opts->level,
         .zstd_workers = opts->zstd_workers,
         .cancel = opts->cancel,
-        .threaded = opts->writer_thread,
+        .threaded = !opts->no_threads,
     };
     oc.compression = opts->compression == XVA_COMPRESSION_GZIP   ? TARSTREAM_COMPRESSION_GZIP
                      : opts->compression == XVA_COMPRESSION_ZSTD ? TARSTREAM_COMPRESSION_ZSTD

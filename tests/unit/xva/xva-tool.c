@@ -7,7 +7,7 @@
  * what the daemon writes.
  *
  *   xva-tool export [--gzip|--zstd] [--level N] [--sha1] [--keepalive-ms N]
- *                   [--ids ID,ID,...] [--mtime T] [--writer-thread] [--stats] [--progress]
+ *                   [--ids ID,ID,...] [--mtime T] [--no-threads] [--stats] [--progress]
  *                   OUT DISK...
  *   xva-tool export-raw [--xxhash] [--gzip|--zstd] [--stats] OUT DISK
  *   xva-tool import [--force] [--discover] [--no-threads] [--stats] IN OUTDIR
@@ -45,7 +45,7 @@ static void HX_NORETURN usage(void)
 {
     fprintf(stderr,
             "usage: xva-tool export [--gzip|--zstd] [--level N] [--sha1] [--keepalive-ms N]\n"
-            "                       [--ids ID,...] [--mtime T] [--writer-thread] [--stats]\n"
+            "                       [--ids ID,...] [--mtime T] [--no-threads] [--stats]\n"
             "                       [--progress] OUT DISK...\n"
             "       xva-tool export-raw [--xxhash] [--gzip|--zstd] [--stats] OUT DISK\n"
             "       xva-tool import [--force] [--discover] [--no-threads] [--stats] IN OUTDIR\n"
@@ -223,7 +223,7 @@ static int cmd_export(int argc, char **argv, bool raw)
         {"xxhash", no_argument, NULL, 'x'},  {"keepalive-ms", required_argument, NULL, 'k'},
         {"ids", required_argument, NULL, 'i'}, {"mtime", required_argument, NULL, 'm'},
         {"stats", no_argument, NULL, 'S'},   {"progress", no_argument, NULL, 'P'},
-        {"workers", required_argument, NULL, 'w'}, {"writer-thread", no_argument, NULL, 't'},
+        {"workers", required_argument, NULL, 'w'}, {"no-threads", no_argument, NULL, 'n'},
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -239,7 +239,7 @@ static int cmd_export(int argc, char **argv, bool raw)
         case 'S': opt_stats = true; break;
         case 'P': opt_progress = true; break;
         case 'w': o.zstd_workers = (unsigned)atoi(optarg); break;
-        case 't': o.writer_thread = true; break;
+        case 'n': o.no_threads = true; break;
         default: usage();
         }
     }
