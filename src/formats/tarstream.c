@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -935,6 +936,43 @@ int tarstream_in_next(TarStreamIn *in, TarStreamHeader *h, const char **why)
 
 /* ---------------------------------------------------------------- output */
 
+/*
+ * A slot: bytes copied into buf (headers, data read by the caller) and
+ * memory attached by reference (tarstream_out_attach()), in stream order.
+ */
+#define SLOT_SEGS 64
+typedef struct OutSlot {
+    uint8_t *buf;
+    size_t len;   /* bytes used in buf */
+    size_t bytes; /* bytes in the slot, attached ones included */
+    struct iovec seg[SLOT_SEGS];
+    unsigned nseg;
+    bool flush;   /* flush the compressor after this slot */
+} OutSlot;
+
+static void slot_reset(OutSlot *s)
+{
+    s->len = s->bytes = 0;
+    s->nseg = 0;
+    s->flush = false;
+}
+
+static void slot_add(OutSlot *s, const void *p, size_t n)
+{
+    if (n == 0)
+        return;
+    struct iovec *last = s->nseg ? &s->seg[s->nseg - 1] : NULL;
+    if (last && (const uint8_t *)last->iov_base + last->iov_len == (const uint8_t *)p) {
+        last->iov_len += n;
+    } else {
+        /* Callers make room first: there is always a free entry here. */
+        s->seg[s->nseg].iov_base = (void *)(uintptr_t)p;
+        s->seg[s->nseg].iov_len = n;
+        s->nseg++;
+    }
+    s->bytes += n;
+}
+
 struct TarStreamOut {
     int fd;
     TarStreamCompression comp;
@@ -944,9 +982,7 @@ struct TarStreamOut {
 
     size_t slot_size;
     unsigned nslots;
-    uint8_t **slot_buf;
-    size_t *slot_len;
-    bool *slot_flush;   /* flush the compressor after this slot */
+    OutSlot *slots;
     unsigned cur;     /* slot being filled by the caller */
     unsigned wr;      /* oldest queued slot (the writer's) */
     unsigned queued;  /* filled slots not yet written */
@@ -988,11 +1024,11 @@ static void out_set_err(TarStreamOut *out, int err)
 }
 
 /*
- * write() to a pipe on a thread that may not block SIGPIPE: SIGPIPE is
+ * writev() to a pipe on a thread that may not block SIGPIPE: SIGPIPE is
  * blocked for the call, and one it raised is consumed, so a broken pipe
  * is only EPIPE.
  */
-static ssize_t write_no_sigpipe(int fd, const void *p, size_t n)
+static ssize_t writev_no_sigpipe(int fd, const struct iovec *iov, int n)
 {
     sigset_t pipe_set, old, pending;
     sigemptyset(&pipe_set);
@@ -1001,7 +1037,7 @@ static ssize_t write_no_sigpipe(int fd, const void *p, size_t n)
     sigpending(&pending);
     bool was_pending = sigismember(&pending, SIGPIPE) == 1;
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    ssize_t r = write(fd, p, n);
+    ssize_t r = writev(fd, iov, n);
     int e = errno;
     if (r < 0 && e == EPIPE && !was_pending) {
         static const struct timespec zero = {0, 0};
@@ -1013,12 +1049,19 @@ static ssize_t write_no_sigpipe(int fd, const void *p, size_t n)
     return r;
 }
 
-static int out_write_all(TarStreamOut *out, const uint8_t *p, size_t n)
+/* Writes n iovecs (n <= SLOT_SEGS) completely, whatever the fd is. */
+static int out_writev_all(TarStreamOut *out, const struct iovec *iov_in, unsigned n)
 {
-    while (n > 0) {
+    struct iovec v[SLOT_SEGS];
+    memcpy(v, iov_in, n * sizeof(*v));
+    unsigned i = 0;
+    while (i < n && v[i].iov_len == 0)
+        i++;
+    while (i < n) {
         ssize_t r;
         if (out->sock != 0) {
-            r = send(out->fd, p, n, MSG_NOSIGNAL);
+            struct msghdr m = {.msg_iov = v + i, .msg_iovlen = n - i};
+            r = sendmsg(out->fd, &m, MSG_NOSIGNAL);
             if (r < 0 && errno == ENOTSOCK) {
                 struct stat st;
                 out->sock = 0;
@@ -1028,9 +1071,9 @@ static int out_write_all(TarStreamOut *out, const uint8_t *p, size_t n)
             if (r >= 0)
                 out->sock = 1;
         } else if (out->fifo && out->unthreaded) {
-            r = write_no_sigpipe(out->fd, p, n);
+            r = writev_no_sigpipe(out->fd, v + i, (int)(n - i));
         } else {
-            r = write(out->fd, p, n);
+            r = writev(out->fd, v + i, (int)(n - i));
         }
         if (r < 0) {
             if (errno == EINTR)
@@ -1047,11 +1090,26 @@ static int out_write_all(TarStreamOut *out, const uint8_t *p, size_t n)
         }
         if (r == 0)
             return -EIO;
-        p += r;
-        n -= (size_t)r;
         out->bytes_out += (uint64_t)r;
+        size_t left = (size_t)r;
+        while (i < n && left >= v[i].iov_len) {
+            left -= v[i].iov_len;
+            i++;
+        }
+        if (i < n) {
+            v[i].iov_base = (uint8_t *)v[i].iov_base + left;
+            v[i].iov_len -= left;
+        }
+        while (i < n && v[i].iov_len == 0)
+            i++;
     }
     return 0;
+}
+
+static int out_write_all(TarStreamOut *out, const uint8_t *p, size_t n)
+{
+    struct iovec v = {.iov_base = (void *)(uintptr_t)p, .iov_len = n};
+    return out_writev_all(out, &v, 1);
 }
 
 static int out_flush_cbuf(TarStreamOut *out)
@@ -1116,6 +1174,19 @@ static int out_emit(TarStreamOut *out, const uint8_t *p, size_t n, EmitMode mode
     }
 }
 
+/* Writes (or compresses) a slot's segments in order. */
+static int out_emit_slot(TarStreamOut *out, const OutSlot *s)
+{
+    if (out->comp == TARSTREAM_COMPRESSION_NONE)
+        return out_writev_all(out, s->seg, s->nseg);
+    for (unsigned i = 0; i < s->nseg; i++) {
+        int r = out_emit(out, s->seg[i].iov_base, s->seg[i].iov_len, EMIT_CONTINUE);
+        if (r < 0)
+            return r;
+    }
+    return s->flush ? out_emit(out, NULL, 0, EMIT_FLUSH) : 0;
+}
+
 static void *out_thread_main(void *arg)
 {
     TarStreamOut *out = arg;
@@ -1138,8 +1209,7 @@ static void *out_thread_main(void *arg)
         pthread_mutex_unlock(&out->mu);
 
         if (!failed) {
-            int r = out_emit(out, out->slot_buf[idx], out->slot_len[idx],
-                             out->slot_flush[idx] ? EMIT_FLUSH : EMIT_CONTINUE);
+            int r = out_emit_slot(out, &out->slots[idx]);
             if (r < 0)
                 out_set_err(out, r);
         }
@@ -1175,11 +1245,9 @@ TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp)
     out->nslots = cfg->slots ? cfg->slots : 3;
     if (out->nslots < 2)
         out->nslots = 2;
-    out->slot_buf = xnew0(uint8_t *, out->nslots);
-    out->slot_len = xnew0(size_t, out->nslots);
-    out->slot_flush = xnew0(bool, out->nslots);
+    out->slots = xnew0(OutSlot, out->nslots);
     for (unsigned i = 0; i < out->nslots; i++)
-        out->slot_buf[i] = xmalloc_page(out->slot_size);
+        out->slots[i].buf = xmalloc_page(out->slot_size);
     atomic_init(&out->err_fast, 0);
     pthread_mutex_init(&out->mu, NULL);
     pthread_condattr_t ca;
@@ -1239,17 +1307,17 @@ TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp)
 /* Queues the current slot and waits for the next one to be free. */
 static int out_submit(TarStreamOut *out, bool flush)
 {
-    if (out->slot_len[out->cur] == 0 && !flush)
+    OutSlot *s = &out->slots[out->cur];
+    if (s->bytes == 0 && !flush)
         return 0;
+    s->flush = flush;
     if (out->unthreaded) {
-        int r = out_emit(out, out->slot_buf[out->cur], out->slot_len[out->cur],
-                         flush ? EMIT_FLUSH : EMIT_CONTINUE);
-        out->slot_len[out->cur] = 0;
+        int r = out_emit_slot(out, s);
+        slot_reset(s);
         if (r < 0)
             out_set_err(out, r);
         return r;
     }
-    out->slot_flush[out->cur] = flush;
     pthread_mutex_lock(&out->mu);
     out->queued++;
     out->cur = (out->cur + 1) % out->nslots;
@@ -1268,8 +1336,7 @@ static int out_submit(TarStreamOut *out, bool flush)
         out_set_err(out, r);
         return r;
     }
-    out->slot_len[out->cur] = 0;
-    out->slot_flush[out->cur] = false;
+    slot_reset(&out->slots[out->cur]);
     return atomic_load(&out->err_fast);
 }
 
@@ -1289,24 +1356,46 @@ uint8_t *tarstream_out_reserve(TarStreamOut *out, size_t len)
         out_set_err(out, -ECANCELED);
         return NULL;
     }
-    if (out->slot_len[out->cur] + len > out->slot_size) {
+    OutSlot *s = &out->slots[out->cur];
+    if (s->len + len > out->slot_size || s->nseg >= SLOT_SEGS) {
         if (out_submit(out, false) < 0)
             return NULL;
+        s = &out->slots[out->cur];
     }
-    return out->slot_buf[out->cur] + out->slot_len[out->cur];
+    return s->buf + s->len;
 }
 
 void tarstream_out_commit(TarStreamOut *out, size_t n)
 {
-    out->slot_len[out->cur] += n;
+    OutSlot *s = &out->slots[out->cur];
+    slot_add(s, s->buf + s->len, n);
+    s->len += n;
     out->bytes_in += n;
+}
+
+int tarstream_out_attach(TarStreamOut *out, const void *data, size_t len)
+{
+    int r = atomic_load(&out->err_fast);
+    if (r)
+        return r;
+    if (len == 0)
+        return 0;
+    OutSlot *s = &out->slots[out->cur];
+    if (s->nseg >= SLOT_SEGS || (s->bytes && s->bytes + len > out->slot_size)) {
+        if ((r = out_submit(out, false)) < 0)
+            return r;
+        s = &out->slots[out->cur];
+    }
+    slot_add(s, data, len);
+    out->bytes_in += len;
+    return 0;
 }
 
 int tarstream_out_write(TarStreamOut *out, const void *data, size_t len)
 {
     const uint8_t *p = data;
     while (len > 0) {
-        size_t room = out->slot_size - out->slot_len[out->cur];
+        size_t room = out->slot_size - out->slots[out->cur].len;
         if (room == 0)
             room = out->slot_size;
         size_t n = MIN(len, room);
@@ -1371,7 +1460,7 @@ int tarstream_out_finish(TarStreamOut *out)
         }
         return atomic_load(&out->err_fast);
     }
-    if (!atomic_load(&out->err_fast) && out->slot_len[out->cur]) {
+    if (!atomic_load(&out->err_fast) && out->slots[out->cur].bytes) {
         pthread_mutex_lock(&out->mu);
         out->queued++;
         out->cur = (out->cur + 1) % out->nslots;
@@ -1407,10 +1496,8 @@ void tarstream_out_free(TarStreamOut *out)
         deflateEnd(&out->z);
     ZSTD_freeCCtx(out->zc);
     for (unsigned i = 0; i < out->nslots; i++)
-        free(out->slot_buf[i]);
-    free(out->slot_buf);
-    free(out->slot_len);
-    free(out->slot_flush);
+        free(out->slots[i].buf);
+    free(out->slots);
     free(out->cbuf);
     free(out);
 }

@@ -167,6 +167,12 @@ TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp);
 uint8_t *tarstream_out_reserve(TarStreamOut *out, size_t len);
 /* Commits n bytes (n <= the reserved length) written at the reserved pointer. */
 void tarstream_out_commit(TarStreamOut *out, size_t n);
+/*
+ * Appends len bytes by reference: the writer writes (or compresses) them
+ * from data itself, which must stay valid and unchanged until
+ * tarstream_out_finish() or tarstream_out_free() returns. 0 or -errno.
+ */
+int tarstream_out_attach(TarStreamOut *out, const void *data, size_t len);
 /* Appends len bytes; 0 or -errno. */
 int tarstream_out_write(TarStreamOut *out, const void *data, size_t len);
 /* Appends a regular-file member (header, data, padding); 0 or -errno. */

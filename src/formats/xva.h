@@ -99,6 +99,17 @@ typedef struct XvaDiskSource {
      */
     int (*block_status)(void *ctx, uint64_t offset, uint64_t len, bool *allocated,
                         uint64_t *run);
+    /*
+     * Optional, tried before read: points *ptr at the bytes at offset in
+     * memory the source already has (a read-only mmap of a raw image, the
+     * data clusters of a mapped qcow2), so they are hashed and written
+     * without a copy. Returns how many bytes are there (1..len; a block may
+     * be gathered from several calls), 0 to have the block read with read()
+     * instead, or -errno. The memory must stay valid and unchanged until
+     * xva_export() returns (a file that could be truncated meanwhile would
+     * raise SIGBUS: map only images nothing else writes).
+     */
+    ssize_t (*map)(void *ctx, uint64_t offset, size_t len, const void **ptr);
 } XvaDiskSource;
 
 typedef struct XvaExportDisk {

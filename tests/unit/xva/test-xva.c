@@ -76,6 +76,7 @@ typedef struct MemDisk {
     Extent ext[64]; /* allocated ranges, sorted, disjoint */
     size_t next;
     unsigned read_sleep_us;
+    int map_mode; /* 0: no map callback; 1: whole blocks; 2: random pieces, sometimes declined */
 } MemDisk;
 
 static void memdisk_init(MemDisk *d, const char *id, uint64_t size)
@@ -143,12 +144,27 @@ static int md_block_status(void *ctx, uint64_t offset, uint64_t len, bool *alloc
     return 0;
 }
 
+static ssize_t md_map(void *ctx, uint64_t offset, size_t len, const void **ptr)
+{
+    MemDisk *d = ctx;
+    assert_true(offset < d->size && len <= d->size - offset);
+    if (d->map_mode == 2) {
+        if (rnd() % 7 == 0)
+            return 0; /* read this block instead */
+        size_t piece = (size_t)rnd_range(1, 300 * 1024); /* MIN() evaluates twice */
+        len = MIN(len, piece);
+    }
+    *ptr = d->data + offset;
+    return (ssize_t)len;
+}
+
 static XvaExportDisk memdisk_export(MemDisk *d, bool with_status)
 {
     return (XvaExportDisk){.id = d->id,
                            .size = d->size,
                            .source = {.ctx = d, .read = md_read,
-                                      .block_status = with_status ? md_block_status : NULL}};
+                                      .block_status = with_status ? md_block_status : NULL,
+                                      .map = d->map_mode ? md_map : NULL}};
 }
 
 /* ------------------------------------------------------------ memory sinks */
@@ -559,7 +575,8 @@ static void test_header_extensions(void **state)
 
 /* ========================================================= round trips */
 
-static void roundtrip(XvaCompression comp, XvaChecksum csum, bool threads_via_pipe)
+static void roundtrip_map(XvaCompression comp, XvaChecksum csum, bool threads_via_pipe,
+                          int map_mode, bool no_threads)
 {
     /* 12 disks: Ref:10..Ref:12 sort before Ref:2. */
     static const uint64_t sizes[12] = {
@@ -572,8 +589,10 @@ static void roundtrip(XvaCompression comp, XvaChecksum csum, bool threads_via_pi
         snprintf(id, sizeof(id), "Ref:%d", i + 1);
         memdisk_init(&ds[i], id, sizes[i]);
         memdisk_fill(&ds[i], 6);
+        ds[i].map_mode = map_mode;
     }
-    XvaExportOptions o = {.compression = comp, .checksum = csum, .mtime = 1234567890};
+    XvaExportOptions o = {.compression = comp, .checksum = csum, .mtime = 1234567890,
+                          .no_threads = no_threads};
     XvaExportStats est;
     size_t len;
     uint8_t *b = export_mem(ds, 12, &o, &est, &len);
@@ -663,6 +682,21 @@ static void roundtrip(XvaCompression comp, XvaChecksum csum, bool threads_via_pi
     for (int i = 0; i < 12; i++)
         memdisk_release(&ds[i]);
     free(b);
+}
+
+static void roundtrip(XvaCompression comp, XvaChecksum csum, bool threads_via_pipe)
+{
+    roundtrip_map(comp, csum, threads_via_pipe, 0, false);
+}
+
+/* The zero-copy map callback: whole blocks, then pieces with fallbacks to read. */
+static void test_roundtrip_map(void **state)
+{
+    roundtrip_map(XVA_COMPRESSION_NONE, XVA_CHECKSUM_XXHASH, false, 1, false);
+    roundtrip_map(XVA_COMPRESSION_NONE, XVA_CHECKSUM_XXHASH, true, 2, false);
+    roundtrip_map(XVA_COMPRESSION_NONE, XVA_CHECKSUM_SHA1, false, 2, true);
+    roundtrip_map(XVA_COMPRESSION_ZSTD, XVA_CHECKSUM_XXHASH, false, 2, false);
+    roundtrip_map(XVA_COMPRESSION_GZIP, XVA_CHECKSUM_SHA1, false, 2, true);
 }
 
 static void test_roundtrip_none(void **state)
@@ -1730,6 +1764,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_zstd),
         cmocka_unit_test(test_roundtrip_pipe),
         cmocka_unit_test(test_roundtrip_pipe_zstd),
+        cmocka_unit_test(test_roundtrip_map),
         cmocka_unit_test(test_export_no_threads),
         cmocka_unit_test(test_short_first_member),
         cmocka_unit_test(test_edge_disks),
