@@ -2,8 +2,9 @@
  * Streaming tar plumbing for XVA and similar archives: POSIX ustar header
  * encoding and decoding, a buffered input that reads a file descriptor (a
  * pipe, socket or file, never seeked) or a read callback and undoes gzip or
- * zstd compression on the fly, and an output that writes large buffers from
- * a worker thread, optionally compressing them. Memory use is bounded and
+ * zstd compression on the fly, and an output that writes block-sized
+ * buffers, optionally compressing them, on the caller's thread or a worker
+ * thread. Memory use is bounded and
  * fixed when a stream is created.
  *
  * This layer knows tar framing only: it does not know what members mean
@@ -92,7 +93,7 @@ typedef struct TarStreamInConfig {
     void *read_ctx;
     TarStreamCompression compression; /* AUTO to detect */
     bool threaded;               /* read and decompress ahead on a worker thread */
-    size_t buffer_size;          /* decompressed read-ahead; 0 = 8 MiB (threaded) or 256 KiB */
+    size_t buffer_size;          /* decompressed read-ahead; 0 = 2 MiB (threaded) or 256 KiB */
     const atomic_bool *cancel;   /* optional: waits give up with -ECANCELED once set */
 } TarStreamInConfig;
 
@@ -125,6 +126,7 @@ typedef enum {
     TARSTREAM_NEXT_HEADER, /* *h is filled; the member's data follows */
     TARSTREAM_NEXT_END,    /* a zero block: end of archive */
     TARSTREAM_NEXT_EOF,    /* the stream ended exactly at a header boundary */
+    TARSTREAM_NEXT__MAX
 } TarStreamNext;
 
 /*
@@ -144,12 +146,18 @@ typedef struct TarStreamOutConfig {
     TarStreamCompression compression; /* NONE, GZIP or ZSTD */
     int level;                       /* 0 = default: gzip 1, zstd 3 */
     unsigned zstd_workers;           /* 0 = 2 */
-    size_t slot_size;                /* 0 = 4 MiB + 8 KiB */
-    unsigned slots;                  /* 0 = 4 */
+    size_t slot_size;                /* 0 = 1 MiB + 8 KiB (one XVA block and its checksum) */
+    unsigned slots;                  /* 0 = 3 */
     const atomic_bool *cancel;       /* optional: waits give up with -ECANCELED */
+    bool threaded;                   /* write from a worker thread (else on the caller's) */
 } TarStreamOutConfig;
 
-/* Creates an output stream and starts its writer thread; NULL + *errp = -errno on failure. */
+/*
+ * Creates an output stream (and starts its writer thread if threaded);
+ * NULL + *errp = -errno on failure. A broken pipe gives -EPIPE: the
+ * writer thread blocks signals, sockets are written with MSG_NOSIGNAL, and
+ * on the caller's thread SIGPIPE is blocked around each write to a pipe.
+ */
 TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp);
 /*
  * Returns space for len bytes (len <= slot size) to be filled and then
@@ -159,6 +167,12 @@ TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp);
 uint8_t *tarstream_out_reserve(TarStreamOut *out, size_t len);
 /* Commits n bytes (n <= the reserved length) written at the reserved pointer. */
 void tarstream_out_commit(TarStreamOut *out, size_t n);
+/*
+ * Appends len bytes by reference: the writer writes (or compresses) them
+ * from data itself, which must stay valid and unchanged until
+ * tarstream_out_finish() or tarstream_out_free() returns. 0 or -errno.
+ */
+int tarstream_out_attach(TarStreamOut *out, const void *data, size_t len);
 /* Appends len bytes; 0 or -errno. */
 int tarstream_out_write(TarStreamOut *out, const void *data, size_t len);
 /* Appends a regular-file member (header, data, padding); 0 or -errno. */

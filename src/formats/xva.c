@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -148,6 +149,8 @@ static bool is_cancelled(const atomic_bool *c)
 
 typedef struct Exporter {
     TarStreamOut *out;
+    XXH64_state_t *xxh;
+    EVP_MD_CTX *sha;
     const XvaExportOptions *opts;
     XvaChecksum checksum;
     XvaExportStats st;
@@ -175,36 +178,88 @@ static void exp_progress(Exporter *ex)
         ex->opts->progress(ex->opts->progress_ctx, ex->done, ex->total);
 }
 
-/*
- * Completes a block member whose data (len bytes) is already at p + 512:
- * header, padding, checksum member. Returns the bytes used at p.
- */
-static size_t exp_finish_block(Exporter *ex, uint8_t *p, const char *name, size_t len)
+/* The block's checksum (as stored in its checksum member), over its pieces. */
+static size_t exp_checksum(Exporter *ex, const struct iovec *seg, unsigned n, char out[48])
 {
-    size_t pad = tarstream_padding(len);
-    uint8_t *data = p + TARSTREAM_BLOCK;
-    tarstream_header_encode(p, name, len, 0, 0644);
-    memset(data + len, 0, pad);
-
-    char csum[48], cname[160];
-    size_t clen;
     if (ex->checksum == XVA_CHECKSUM_SHA1) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned mdlen = 0;
-        EVP_Digest(data, len, md, &mdlen, EVP_sha1(), NULL);
-        hex_lower(csum, md, mdlen);
-        clen = 40;
-        snprintf(cname, sizeof(cname), "%s.checksum", name);
-    } else {
-        hex_upper64(csum, XXH64(data, len, 0));
-        clen = 16;
-        snprintf(cname, sizeof(cname), "%s.xxhash", name);
+        EVP_DigestInit_ex(ex->sha, EVP_sha1(), NULL);
+        for (unsigned i = 0; i < n; i++)
+            EVP_DigestUpdate(ex->sha, seg[i].iov_base, seg[i].iov_len);
+        EVP_DigestFinal_ex(ex->sha, md, &mdlen);
+        hex_lower(out, md, mdlen);
+        return 40;
     }
-    uint8_t *c = data + len + pad;
+    if (n == 1) {
+        hex_upper64(out, XXH64(seg[0].iov_base, seg[0].iov_len, 0));
+    } else {
+        XXH64_reset(ex->xxh, 0);
+        for (unsigned i = 0; i < n; i++)
+            XXH64_update(ex->xxh, seg[i].iov_base, seg[i].iov_len);
+        hex_upper64(out, XXH64_digest(ex->xxh));
+    }
+    return 16;
+}
+
+/* Writes the padding after len data bytes and the checksum member at t; returns bytes used. */
+static size_t exp_trailer(Exporter *ex, uint8_t *t, const char *name, size_t len,
+                          const char *csum, size_t clen)
+{
+    char cname[160];
+    size_t pad = tarstream_padding(len);
+    memset(t, 0, pad);
+    snprintf(cname, sizeof(cname), "%s%s", name,
+             ex->checksum == XVA_CHECKSUM_SHA1 ? ".checksum" : ".xxhash");
+    uint8_t *c = t + pad;
     tarstream_header_encode(c, cname, clen, 0, 0644);
     memset(c + TARSTREAM_BLOCK, 0, TARSTREAM_BLOCK);
     memcpy(c + TARSTREAM_BLOCK, csum, clen);
-    return TARSTREAM_BLOCK + len + pad + 2 * TARSTREAM_BLOCK;
+    return pad + 2 * TARSTREAM_BLOCK;
+}
+
+static bool segs_zero(const struct iovec *seg, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (!xva_is_zero(seg[i].iov_base, seg[i].iov_len))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Points seg at the block's bytes through the source's map callback.
+ * Returns the number of pieces, 0 if the source declined (read instead),
+ * or a negative errno (with *err set).
+ */
+#define MAP_SEGS 32
+static int exp_map(Exporter *ex, const XvaExportDisk *d, uint64_t off, size_t len,
+                   struct iovec seg[MAP_SEGS])
+{
+    unsigned n = 0;
+    size_t got = 0;
+    while (got < len) {
+        if (n == MAP_SEGS)
+            return 0;
+        const void *ptr = NULL;
+        ssize_t r = d->source.map(d->source.ctx, off + got, len - got, &ptr);
+        if (r < 0)
+            return xva_error_set(ex->err, XVA_ERROR_CALLBACK, (int)r,
+                                 "mapping disk %s at offset %" PRIu64 " failed: %s", d->id,
+                                 off + got, strerror((int)-r));
+        if (r == 0)
+            return 0;
+        if ((size_t)r > len - got || !ptr)
+            return xva_error_set(ex->err, XVA_ERROR_CALLBACK, -EIO,
+                                 "mapping disk %s at offset %" PRIu64
+                                 " returned an impossible length %zd",
+                                 d->id, off + got, r);
+        seg[n].iov_base = (void *)(uintptr_t)ptr;
+        seg[n].iov_len = (size_t)r;
+        n++;
+        got += (size_t)r;
+    }
+    return (int)n;
 }
 
 /* Emits an empty member "prefix/%08d" and its checksum, as xapi's keep-alive. */
@@ -304,21 +359,36 @@ static int exp_disk(Exporter *ex, const char *prefix, const XvaExportDisk *d)
             continue;
         }
 
-        uint8_t *p = tarstream_out_reserve(ex->out, len + 4 * TARSTREAM_BLOCK);
-        if (!p)
-            return exp_out_error(ex, "data");
-        uint8_t *data = p + TARSTREAM_BLOCK;
-        if (any) {
-            int r = src->read(src->ctx, off, len, data);
-            if (r < 0)
-                return xva_error_set(ex->err, XVA_ERROR_CALLBACK, r,
-                                     "reading disk %s at offset %" PRIu64 " failed: %s", d->id,
-                                     off, strerror(-r));
-            ex->st.bytes_read += len;
-        } else {
-            memset(data, 0, len);
+        /* The block's bytes: mapped in place, or read into the output slot. */
+        struct iovec seg[MAP_SEGS];
+        int nseg = 0;
+        uint8_t *p = NULL;
+        if (any && src->map) {
+            nseg = exp_map(ex, d, off, len, seg);
+            if (nseg < 0)
+                return nseg;
         }
-        if (!must && xva_is_zero(data, len)) {
+        if (nseg == 0) {
+            p = tarstream_out_reserve(ex->out, len + 4 * TARSTREAM_BLOCK);
+            if (!p)
+                return exp_out_error(ex, "data");
+            uint8_t *data = p + TARSTREAM_BLOCK;
+            if (any) {
+                int r = src->read(src->ctx, off, len, data);
+                if (r < 0)
+                    return xva_error_set(ex->err, XVA_ERROR_CALLBACK, r,
+                                         "reading disk %s at offset %" PRIu64 " failed: %s",
+                                         d->id, off, strerror(-r));
+            } else {
+                memset(data, 0, len);
+            }
+            seg[0].iov_base = data;
+            seg[0].iov_len = len;
+            nseg = 1;
+        }
+        if (any)
+            ex->st.bytes_read += len;
+        if (!must && segs_zero(seg, (unsigned)nseg)) {
             if (exp_keepalive_due(ex, blockno)) {
                 int r = exp_keepalive(ex, prefix, blockno);
                 if (r < 0)
@@ -333,7 +403,29 @@ static int exp_disk(Exporter *ex, const char *prefix, const XvaExportDisk *d)
             continue;
         }
         snprintf(name, sizeof(name), "%s/%08" PRIu64, prefix, blockno);
-        tarstream_out_commit(ex->out, exp_finish_block(ex, p, name, len));
+        char csum[48];
+        size_t clen = exp_checksum(ex, seg, (unsigned)nseg, csum);
+        if (p) {
+            /* Read into the slot: header before it, trailer after it, one commit. */
+            tarstream_header_encode(p, name, len, 0, 0644);
+            size_t t = exp_trailer(ex, p + TARSTREAM_BLOCK + len, name, len, csum, clen);
+            tarstream_out_commit(ex->out, TARSTREAM_BLOCK + len + t);
+        } else {
+            /* Mapped: the header, the data by reference, the trailer. */
+            uint8_t *h = tarstream_out_reserve(ex->out, TARSTREAM_BLOCK);
+            if (!h)
+                return exp_out_error(ex, "data");
+            tarstream_header_encode(h, name, len, 0, 0644);
+            tarstream_out_commit(ex->out, TARSTREAM_BLOCK);
+            for (int i = 0; i < nseg; i++) {
+                if (tarstream_out_attach(ex->out, seg[i].iov_base, seg[i].iov_len) < 0)
+                    return exp_out_error(ex, "data");
+            }
+            uint8_t *t = tarstream_out_reserve(ex->out, 3 * TARSTREAM_BLOCK);
+            if (!t)
+                return exp_out_error(ex, "data");
+            tarstream_out_commit(ex->out, exp_trailer(ex, t, name, len, csum, clen));
+        }
         if (!ex->first_member_done) {
             ex->first_member_done = true;
             /* xapi's reader measures gaps in units of the first member's size. */
@@ -421,6 +513,7 @@ static int exp_run(int fd, const char *raw_prefix, const void *ova_xml, size_t o
         .level = opts->level,
         .zstd_workers = opts->zstd_workers,
         .cancel = opts->cancel,
+        .threaded = !opts->no_threads,
     };
     oc.compression = opts->compression == XVA_COMPRESSION_GZIP   ? TARSTREAM_COMPRESSION_GZIP
                      : opts->compression == XVA_COMPRESSION_ZSTD ? TARSTREAM_COMPRESSION_ZSTD
@@ -435,6 +528,10 @@ static int exp_run(int fd, const char *raw_prefix, const void *ova_xml, size_t o
                              strerror(-oerr));
     }
     ex.last_emit_ms = now_ms();
+    ex.xxh = XXH64_createState();
+    ex.sha = EVP_MD_CTX_new();
+    if (!ex.xxh || !ex.sha)
+        abort();
 
     int r = 0;
     if (!raw_prefix) {
@@ -455,6 +552,8 @@ static int exp_run(int fd, const char *raw_prefix, const void *ova_xml, size_t o
     ex.st.bytes_tar = tarstream_out_bytes_in(ex.out);
     ex.st.bytes_written = tarstream_out_bytes_out(ex.out);
     tarstream_out_free(ex.out);
+    XXH64_freeState(ex.xxh);
+    EVP_MD_CTX_free(ex.sha);
     free(order);
     if (stats)
         *stats = ex.st;
@@ -789,7 +888,8 @@ static int imp_member(Importer *im, DiskState *ds, const TarStreamHeader *h)
         EVP_DigestInit_ex(im->sha, EVP_sha1(), NULL);
     for (uint64_t left = h->size; left > 0;) {
         const uint8_t *p;
-        ssize_t n = tarstream_in_peek(im->in, &p, (size_t)MIN(left, (uint64_t)(4 * MiB)));
+        /* Small pieces: each is hashed and handed on while still in cache. */
+        ssize_t n = tarstream_in_peek(im->in, &p, (size_t)MIN(left, (uint64_t)(256 * KiB)));
         if (n < 0)
             return imp_in_error(im, (int)n, esc);
         if (n == 0)

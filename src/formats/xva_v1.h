@@ -7,7 +7,8 @@
  * as the version-2 reader (xva.h).
  *
  * It reads only below the directory it is given and never follows paths
- * out of it ("..", absolute sources).
+ * out of it ("..", absolute sources). It parses with libxml2: a program
+ * that parses on several threads calls xmlInitParser() once at start.
  */
 #ifndef HX_FORMATS_XVA_V1_H
 #define HX_FORMATS_XVA_V1_H

@@ -17,6 +17,7 @@
 
 #include "formats/xva.h"
 #include "formats/xva_v1.h"
+#include "util/banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

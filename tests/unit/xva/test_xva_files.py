@@ -94,7 +94,8 @@ def test_roundtrips():
         srcs[ident] = path
     args = [srcs[i] for i in ids]
     for opts, csum in (([], "xxhash"), (["--gzip"], "xxhash"), (["--zstd"], "xxhash"),
-                       (["--sha1"], "sha1"), (["--zstd", "--level", "19", "--sha1"], "sha1")):
+                       (["--sha1"], "sha1"), (["--zstd", "--level", "19", "--sha1"], "sha1"),
+                       (["--no-map"], "xxhash"), (["--no-map", "--no-threads", "--sha1"], "sha1")):
         tag = "-".join(o.strip("-") for o in opts) or "plain"
         out = p(f"rt-{tag}.xva")
         r = run("export", *opts, "--ids", ",".join(ids), out, *args)
@@ -113,6 +114,8 @@ def test_roundtrips():
             ok(same, f"import {tag} {mode} reproduces every disk")
         r = run("verify", out)
         ok(r.returncode == 0 and "disks=5" in r.stdout, f"verify {tag}")
+    ok(read(p("rt-plain.xva"))[1024:] == read(p("rt-no-map.xva"))[1024:],
+       "mapped and read exports are identical past ova.xml")
     # Through stdin/stdout pipes.
     r = subprocess.run(f"'{TOOL}' export --zstd --ids {','.join(ids)} - {' '.join(args)} | "
                        f"'{TOOL}' import - '{p('imp-pipe')}'", shell=True, capture_output=True,

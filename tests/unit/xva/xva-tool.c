@@ -7,7 +7,10 @@
  * what the daemon writes.
  *
  *   xva-tool export [--gzip|--zstd] [--level N] [--sha1] [--keepalive-ms N]
- *                   [--ids ID,ID,...] [--mtime T] [--stats] [--progress] OUT DISK...
+ *                   [--ids ID,ID,...] [--mtime T] [--no-threads] [--no-map] [--stats]
+ *                   [--progress] OUT DISK...
+ *     (disks are mmap'ed and handed over with the zero-copy map callback
+ *     unless --no-map; then they are read with pread)
  *   xva-tool export-raw [--xxhash] [--gzip|--zstd] [--stats] OUT DISK
  *   xva-tool import [--force] [--discover] [--no-threads] [--stats] IN OUTDIR
  *   xva-tool import-raw [--force] [--stats] IN SIZE OUTFILE
@@ -25,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,7 +48,8 @@ static void HX_NORETURN usage(void)
 {
     fprintf(stderr,
             "usage: xva-tool export [--gzip|--zstd] [--level N] [--sha1] [--keepalive-ms N]\n"
-            "                       [--ids ID,...] [--mtime T] [--stats] [--progress] OUT DISK...\n"
+            "                       [--ids ID,...] [--mtime T] [--no-threads] [--no-map] [--stats]\n"
+            "                       [--progress] OUT DISK...\n"
             "       xva-tool export-raw [--xxhash] [--gzip|--zstd] [--stats] OUT DISK\n"
             "       xva-tool import [--force] [--discover] [--no-threads] [--stats] IN OUTDIR\n"
             "       xva-tool import-raw [--force] [--stats] IN SIZE OUTFILE\n"
@@ -78,7 +83,21 @@ static void progress_cb(void *ctx, uint64_t done, uint64_t total)
 typedef struct RawSource {
     int fd;
     uint64_t size;
+    const uint8_t *base; /* read-only mapping of the whole file, or NULL */
 } RawSource;
+
+/* Zero copy: the block is hashed and written straight from the page cache. */
+static ssize_t raw_map(void *ctx, uint64_t offset, size_t len, const void **ptr)
+{
+    RawSource *s = ctx;
+    if (!s->base || offset >= s->size)
+        return 0;
+    if (offset % (8 * MiB) == 0 && offset + 8 * MiB < s->size)
+        madvise((void *)(uintptr_t)(s->base + offset + 8 * MiB),
+                (size_t)MIN(8 * MiB, s->size - offset - 8 * MiB), MADV_WILLNEED);
+    *ptr = s->base + offset;
+    return (ssize_t)MIN((uint64_t)len, s->size - offset);
+}
 
 static int raw_read(void *ctx, uint64_t offset, size_t len, void *buf)
 {
@@ -215,13 +234,16 @@ static int cmd_export(int argc, char **argv, bool raw)
 {
     XvaExportOptions o = {0};
     const char *ids = NULL;
+    bool no_map = false;
     static const struct option lo[] = {
         {"gzip", no_argument, NULL, 'g'},    {"zstd", no_argument, NULL, 'z'},
         {"level", required_argument, NULL, 'l'}, {"sha1", no_argument, NULL, 's'},
         {"xxhash", no_argument, NULL, 'x'},  {"keepalive-ms", required_argument, NULL, 'k'},
         {"ids", required_argument, NULL, 'i'}, {"mtime", required_argument, NULL, 'm'},
         {"stats", no_argument, NULL, 'S'},   {"progress", no_argument, NULL, 'P'},
-        {"workers", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0}};
+        {"workers", required_argument, NULL, 'w'}, {"no-threads", no_argument, NULL, 'n'},
+        {"no-map", no_argument, NULL, 'M'},
+        {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
@@ -236,6 +258,8 @@ static int cmd_export(int argc, char **argv, bool raw)
         case 'S': opt_stats = true; break;
         case 'P': opt_progress = true; break;
         case 'w': o.zstd_workers = (unsigned)atoi(optarg); break;
+        case 'n': o.no_threads = true; break;
+        case 'M': no_map = true; break;
         default: usage();
         }
     }
@@ -261,6 +285,13 @@ static int cmd_export(int argc, char **argv, bool raw)
         }
         posix_fadvise(src[i].fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         src[i].size = (uint64_t)st.st_size;
+        if (!no_map && src[i].size) {
+            void *m = mmap(NULL, (size_t)src[i].size, PROT_READ, MAP_SHARED, src[i].fd, 0);
+            if (m != MAP_FAILED) {
+                madvise(m, (size_t)src[i].size, MADV_SEQUENTIAL);
+                src[i].base = m;
+            }
+        }
         if (tok) {
             idv[i] = xstrdup(tok);
             tok = strtok_r(NULL, ",", &save);
@@ -272,7 +303,8 @@ static int cmd_export(int argc, char **argv, bool raw)
         disks[i] = (XvaExportDisk){.id = idv[i],
                                    .size = src[i].size,
                                    .source = {.ctx = &src[i], .read = raw_read,
-                                              .block_status = raw_block_status}};
+                                              .block_status = raw_block_status,
+                                              .map = raw_map}};
     }
     int fd = open_out(outp);
     if (fd < 0) {
@@ -293,6 +325,8 @@ static int cmd_export(int argc, char **argv, bool raw)
         r = -errno;
     }
     for (size_t i = 0; i < n; i++) {
+        if (src[i].base)
+            munmap((void *)(uintptr_t)src[i].base, (size_t)src[i].size);
         close(src[i].fd);
         free(names[i]);
         free(idv[i]);
