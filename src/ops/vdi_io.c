@@ -842,6 +842,7 @@ struct OpsVdiDownload {
     char *file_dir;
     char file_uuid[UUID_STR_LEN];
     int64_t size;
+    uint64_t delivered;
     bool at_end;
 };
 
@@ -972,12 +973,24 @@ ssize_t ops_vdi_download_read(OpsVdiDownload *d, char *buf, size_t max)
                 return -1;
             d->at_end = true;
         }
+        if (k > 0) {
+            d->delivered += (uint64_t)k;
+            /* With a known length the server stops asking at the end. */
+            if (d->size >= 0 && d->delivered >= (uint64_t)d->size && !d->thread_started)
+                d->at_end = true;
+        }
         return k < 0 ? -1 : k;
     }
 }
 
 bool ops_vdi_download_finish(OpsVdiDownload *d, XsError **errp)
 {
+    if (d->thread_started && d->size >= 0 && d->delivered >= (uint64_t)d->size) {
+        /* Everything was sent: the converter ends on its own. */
+        pthread_join(d->thread, NULL);
+        d->thread_started = false;
+        d->at_end = true;
+    }
     if (d->thread_started) {
         atomic_store(&d->prog.cancel, true);
         if (d->pipe_r >= 0) {
