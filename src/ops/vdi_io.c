@@ -307,6 +307,7 @@ static bool target_commit(OpsCtx *ctx, Target *t, XsError **errp)
         return false;
     }
     char *msg = NULL;
+    storage_crash_point("import-written");
     int r = vdi_file_publish(t->dir, t->uuid, &msg);
     if (r < 0) {
         ops_sr_unlock(t->sr_uuid);
@@ -420,6 +421,7 @@ static bool target_apply_delta(OpsCtx *ctx, Target *t, ImgReader *r, XsError **e
         vdi_file_snapshot_abort(t->dir, t->uuid, buuid, NULL, 0);
         goto out;
     }
+    storage_crash_point("delta-committed");
     if (vdi_file_publish(t->dir, buuid, &msg) < 0 || vdi_file_publish(t->dir, t->uuid, &msg) < 0) {
         log_error("VDI %s: applying a delta: %s (sr-scan finishes it)", t->uuid, msg);
         free(msg);
@@ -486,6 +488,7 @@ static bool new_vdi_from_source(OpsCtx *ctx, const char *sr_ref, const OpsVdiSpe
         free(sr_uuid);
         return false;
     }
+    storage_crash_point("copy-written");
     DbTxn *txn = db_begin(db);
     sr = db_get_class(db, XS_CLASS_SR, sr_ref);
     DbObj *v = sr ? db_create(txn, XS_CLASS_VDI, NULL, uuid, errp) : NULL;
@@ -510,6 +513,7 @@ static bool new_vdi_from_source(OpsCtx *ctx, const char *sr_ref, const OpsVdiSpe
         free(sr_uuid);
         return false;
     }
+    storage_crash_point("copy-committed");
     char *msg = NULL;
     if (vdi_file_publish(dir, uuid, &msg) < 0) {
         log_error("new VDI %s: %s", uuid, msg);
@@ -877,6 +881,8 @@ bool ops_vdi_upload_data(OpsVdiUpload *u, const void *data, size_t len)
         if (u->received / (64 * MiB) != (u->received + len) / (64 * MiB) && u->length > 0)
             io_progress(&u->prog, (u->received + len) / 2, (uint64_t)u->length);
     }
+    if (u->received < 4 * MiB && u->received + len >= 4 * MiB)
+        storage_crash_point("import-streaming");
     u->received += len;
     if (u->ctx->task && ops_cancelled(u->ctx)) {
         atomic_store(&u->prog.cancel, true);
