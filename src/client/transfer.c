@@ -19,11 +19,13 @@
 
 #define XFER_BUFFER (2 * 1024 * 1024)
 
-#define GET_BUFFER (1024 * 1024)
+/* Downloads are written in pieces of this size (fewer, larger writes). */
+#define GET_BUFFER (4 * 1024 * 1024)
 
 typedef struct Xfer {
     char *buf; /* GET: bytes not yet written */
     size_t buffered;
+    uint64_t buf_off; /* sparse framing: file offset of buf[0] */
     int fd;
     bool seekable;
     uint64_t pos;    /* bytes written (GET) */
@@ -129,7 +131,27 @@ static uint64_t get_le(const uint8_t *p, int n)
     return v;
 }
 
-/* Sparse framing: each record's bytes go to their offset; holes stay holes. */
+/* Writes the gathered bytes (file offset x->buf_off) and empties the buffer. */
+static bool flush_framed(Xfer *x)
+{
+    if (!x->buffered)
+        return true;
+    if (!x->seekable && x->pos < x->buf_off) {
+        /* A pipe cannot have holes: the zeros are written. */
+        static const char z[65536];
+        while (x->pos < x->buf_off)
+            if (!put(x, z, (size_t)MIN(x->buf_off - x->pos, (uint64_t)sizeof(z))))
+                return false;
+    }
+    x->pos = x->buf_off;
+    bool ok = put(x, x->buf, x->buffered);
+    x->buf_off += x->buffered;
+    x->buffered = 0;
+    return ok;
+}
+
+/* Sparse framing: each record's bytes go to their offset, gathered into large
+ * writes; the gaps between records stay holes. */
 static size_t framed_cb(Xfer *x, const char *ptr, size_t n)
 {
     size_t done = 0;
@@ -154,25 +176,28 @@ static size_t framed_cb(Xfer *x, const char *ptr, size_t n)
                 x->file_size = off;
                 x->have_size = true;
             } else {
-                if (off < x->pos) {
+                if (off < x->buf_off + x->buffered) {
                     x->write_errno = EPROTO;
                     return 0;
                 }
-                /* A pipe cannot have holes: the zeros are written. */
-                static const char z[65536];
-                while (!x->seekable && x->pos < off)
-                    if (!put(x, z, (size_t)MIN(off - x->pos, (uint64_t)sizeof(z))))
+                /* A gap: what is gathered goes out, the new run starts at off. */
+                if (off != x->buf_off + x->buffered) {
+                    if (!flush_framed(x))
                         return 0;
-                x->pos = off;
+                    x->buf_off = off;
+                }
                 x->rec_left = len;
             }
             continue;
         }
         size_t k = (size_t)MIN((uint64_t)(n - done), x->rec_left);
-        if (!put(x, ptr + done, k))
-            return 0;
+        k = MIN(k, GET_BUFFER - x->buffered);
+        memcpy(x->buf + x->buffered, ptr + done, k);
+        x->buffered += k;
         x->rec_left -= k;
         done += k;
+        if (x->buffered == GET_BUFFER && !flush_framed(x))
+            return 0;
     }
     return n;
 }
@@ -217,7 +242,7 @@ static bool perform(Xfer *x, XcTransferResult *res)
     curl_easy_setopt(x->h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(x->h, CURLOPT_XFERINFOFUNCTION, xferinfo);
     curl_easy_setopt(x->h, CURLOPT_XFERINFODATA, x);
-    curl_easy_setopt(x->h, CURLOPT_BUFFERSIZE, 512L * 1024);
+    curl_easy_setopt(x->h, CURLOPT_BUFFERSIZE, 2L * 1024 * 1024);
     CURLcode rc = curl_easy_perform(x->h);
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &res->http_status);
     if (x->write_errno)
@@ -453,7 +478,10 @@ static bool get_file(XcConn *c, const char *path_query, const char *filename, bo
     curl_easy_setopt(x.h, CURLOPT_WRITEDATA, &x);
     x.buf = xmalloc(GET_BUFFER);
     bool ok = perform(&x, res);
-    if (ok && x.buffered && !flush_data(&x, x.buf, x.buffered)) {
+    if (ok && framed && !flush_framed(&x)) {
+        res->error = xasprintf("cannot write %s: %s", filename, strerror(x.write_errno));
+        ok = false;
+    } else if (ok && !framed && x.buffered && !flush_data(&x, x.buf, x.buffered)) {
         res->error = xasprintf("cannot write %s: %s", filename, strerror(x.write_errno));
         ok = false;
     }

@@ -599,9 +599,34 @@ int img_out_init(ImgOut *o, int fd, const ImgProgress *p, uint64_t total, ImgErr
     return 0;
 }
 
+void img_out_init_sink(ImgOut *o, const ImgSink *sink, const ImgProgress *p, uint64_t total,
+                       ImgError *err)
+{
+    memset(o, 0, sizeof(*o));
+    o->fd = -1;
+    o->sink = sink;
+    o->progress = p;
+    o->total = total;
+    o->err = err;
+}
+
 static int write_all(ImgOut *o, const void *buf, size_t len, uint64_t off)
 {
     const uint8_t *p = buf;
+    if (o->sink) {
+        if (off < o->end)
+            return img_error_set(o->err, ESPIPE, "a sink cannot be written backwards");
+        if (!len)
+            return 0;
+        int ret = o->sink->write(o->sink->opaque, off, buf, len, o->err);
+        if (ret < 0) {
+            if (o->err && !o->err->code)
+                img_error_set(o->err, -ret, "writing the image: %s", strerror(-ret));
+            return ret;
+        }
+        o->end = off + len;
+        return 0;
+    }
     while (len > 0) {
         ssize_t n = o->seekable ? pwrite(o->fd, p, len, (off_t)(o->base + off))
                                 : write(o->fd, p, len);
@@ -633,7 +658,7 @@ int img_out_write(ImgOut *o, const void *buf, size_t len)
 int img_out_write_sparse(ImgOut *out, const void *data, size_t len)
 {
     const uint8_t *buf = data;
-    if (!out->seekable)
+    if (!out->seekable && !out->sink)
         return img_out_write(out, buf, len);
     const size_t step = 64 * 1024;
     size_t i = 0;
@@ -666,7 +691,7 @@ static const uint8_t zero_block[64 * 1024];
 
 int img_out_zeros(ImgOut *o, uint64_t len)
 {
-    if (o->seekable) {
+    if (o->seekable || o->sink) {
         o->pos += len;
         return 0;
     }
@@ -808,8 +833,9 @@ bool img_format_can_stream(ImgFormat fmt, ImgSubformat sub)
     }
 }
 
-int img_write(const ImgSource *src, ImgFormat fmt, const ImgWriteOptions *opts, int out_fd,
-              const ImgProgress *progress, ImgError *err)
+/* The writer of fmt into out (initialised for src). */
+static int write_out(const ImgSource *src, ImgFormat fmt, const ImgWriteOptions *opts,
+                     ImgOut *out, ImgError *err)
 {
     ImgWriteOptions defaults;
     img_write_options_init(&defaults);
@@ -818,11 +844,8 @@ int img_write(const ImgSource *src, ImgFormat fmt, const ImgWriteOptions *opts, 
     if (src->virtual_size > IMG_MAX_VIRTUAL_SIZE)
         return img_error_set(err, EFBIG, "a %llu-byte disk is larger than supported",
                              (unsigned long long)src->virtual_size);
-    ImgOut out;
-    int ret = img_out_init(&out, out_fd, progress, src->virtual_size, err);
-    if (ret < 0)
-        return ret;
-    if (!out.seekable && !img_format_can_stream(fmt, opts->subformat))
+    int ret;
+    if (!out->seekable && !img_format_can_stream(fmt, opts->subformat))
         return img_error_set(err, ESPIPE,
                              "%s%s%s images can only be written to a regular file, not to a "
                              "pipe or socket",
@@ -830,26 +853,48 @@ int img_write(const ImgSource *src, ImgFormat fmt, const ImgWriteOptions *opts, 
                              opts->subformat ? img_subformat_name(opts->subformat) : "");
     switch (fmt) {
     case IMG_FORMAT_RAW:
-        ret = raw_write(src, opts, &out, err);
+        ret = raw_write(src, opts, out, err);
         break;
     case IMG_FORMAT_QCOW2:
-        ret = qcow2_write(src, opts, &out, err);
+        ret = qcow2_write(src, opts, out, err);
         break;
     case IMG_FORMAT_VHD:
-        ret = vhd_write(src, opts, &out, err);
+        ret = vhd_write(src, opts, out, err);
         break;
     case IMG_FORMAT_VMDK:
-        ret = vmdk_write(src, opts, &out, err);
+        ret = vmdk_write(src, opts, out, err);
         break;
     default:
         return img_error_set(err, EINVAL, "cannot write images of format %d", (int)fmt);
     }
     if (ret < 0)
         return ret;
-    ret = img_out_finish(&out);
+    ret = img_out_finish(out);
     if (ret < 0)
         return ret;
-    return img_out_tick(&out, src->virtual_size);
+    return img_out_tick(out, src->virtual_size);
+}
+
+int img_write(const ImgSource *src, ImgFormat fmt, const ImgWriteOptions *opts, int out_fd,
+              const ImgProgress *progress, ImgError *err)
+{
+    ImgOut out;
+    int ret = img_out_init(&out, out_fd, progress, src->virtual_size, err);
+    if (ret < 0)
+        return ret;
+    return write_out(src, fmt, opts, &out, err);
+}
+
+int img_write_sink(const ImgSource *src, ImgFormat fmt, const ImgWriteOptions *opts,
+                   const ImgSink *sink, const ImgProgress *progress, uint64_t *length,
+                   ImgError *err)
+{
+    ImgOut out;
+    img_out_init_sink(&out, sink, progress, src->virtual_size, err);
+    int ret = write_out(src, fmt, opts, &out, err);
+    if (ret == 0 && length)
+        *length = out.pos;
+    return ret;
 }
 
 int img_convert(ImgReader *src, ImgFormat dst_format, const ImgWriteOptions *opts, int out_fd,

@@ -259,6 +259,30 @@ bool img_format_can_stream(ImgFormat fmt, ImgSubformat sub);
 int img_write(const ImgSource *src, ImgFormat fmt, const ImgWriteOptions *opts, int out_fd,
               const ImgProgress *progress, ImgError *err);
 
+/*
+ * A destination that is not a file descriptor (an HTTP reply, a socket with a
+ * framing of its own): the image file arrives as pieces in increasing offset
+ * order, and what no piece covers (the gaps, and the end up to the length
+ * img_write_sink() reports) is zeros. Writers leave out what they know to be
+ * zeros (unallocated runs, 64 KiB steps of zeros in data), so a sink sees only
+ * the bytes a sparse transfer has to carry. Only streaming formats
+ * (img_format_can_stream) can be written to a sink.
+ */
+typedef struct ImgSink {
+    void *opaque;
+    /* Bytes [offset, offset + len) of the image file (len > 0); offset is at
+     * or past the end of the previous piece. buf is valid during the call
+     * only. Returns 0, or -errno to stop the writer (which then returns it);
+     * may fill err. Called from the writer's thread. */
+    int (*write)(void *opaque, uint64_t offset, const void *buf, size_t len, ImgError *err);
+} ImgSink;
+
+/* img_write() into a sink; *length (if not NULL) gets the length of the whole
+ * image file. -ESPIPE for formats that need a seekable file. */
+int img_write_sink(const ImgSource *src, ImgFormat fmt, const ImgWriteOptions *opts,
+                   const ImgSink *sink, const ImgProgress *progress, uint64_t *length,
+                   ImgError *err);
+
 /* img_write() of the whole chain of src (flattened). */
 int img_convert(ImgReader *src, ImgFormat dst_format, const ImgWriteOptions *opts, int out_fd,
                 const ImgProgress *progress, ImgError *err);

@@ -156,7 +156,8 @@ static inline void img_put_le64(uint8_t *p, uint64_t v)
 /* Output streams for writers                                                 */
 
 typedef struct ImgOut {
-    int fd;
+    int fd;            /* -1 with a sink */
+    const ImgSink *sink; /* pieces to a callback: holes allowed, no going back */
     bool seekable;     /* a regular file: pwrite and holes allowed */
     uint64_t base;     /* fd offset where the image starts */
     uint64_t pos;      /* bytes of the image produced so far */
@@ -167,11 +168,14 @@ typedef struct ImgOut {
 } ImgOut;
 
 int img_out_init(ImgOut *o, int fd, const ImgProgress *p, uint64_t total, ImgError *err);
+void img_out_init_sink(ImgOut *o, const ImgSink *sink, const ImgProgress *p, uint64_t total,
+                       ImgError *err);
 /* Appends at pos. */
 int img_out_write(ImgOut *o, const void *buf, size_t len);
-/* Appends buf, leaving holes for 64 KiB runs of zeros on seekable outputs. */
+/* Appends buf, leaving holes for 64 KiB runs of zeros on seekable outputs and
+ * sinks. */
 int img_out_write_sparse(ImgOut *o, const void *buf, size_t len);
-/* Appends len zero bytes (a hole on seekable outputs). */
+/* Appends len zero bytes (a hole on seekable outputs and sinks). */
 int img_out_zeros(ImgOut *o, uint64_t len);
 /* Writes at image offset off (seekable outputs only); does not move pos. */
 int img_out_pwrite(ImgOut *o, const void *buf, size_t len, uint64_t off);

@@ -692,7 +692,6 @@ bool ops_vdi_create_from_file(OpsCtx *ctx, const OpsVdiSpec *spec, const char *p
  * SR and converted from it.
  */
 #define SPOOL_HOLE (64 * 1024)
-#define PIPE_BYTES (1u << 20)
 
 struct OpsVdiUpload {
     OpsCtx *ctx;
@@ -1268,6 +1267,15 @@ bool ops_vdi_upload_finish(OpsVdiUpload *u, XsError **errp)
 
 /* ---- downloads ---------------------------------------------------------------------------------------------- */
 
+/*
+ * A download sends the image file as pieces (offset, bytes): in the sparse
+ * framing each piece is a record, in a plain body the gaps between pieces
+ * are sent as zeros. Streaming formats come from a converting thread that
+ * writes into an ImgSink: each piece it hands over is copied straight into
+ * the HTTP reply (no pipe, no buffer of ours), and what the writer knows to
+ * be zeros never becomes a piece. qcow2 is converted into a temporary file
+ * of the SR first, whose non-zero runs are then the pieces.
+ */
 struct OpsVdiDownload {
     OpsCtx *ctx;
     char *vdi_ref;
@@ -1276,34 +1284,46 @@ struct OpsVdiDownload {
     ImgFormat fmt;
     ImgWriteOptions wo;
     IoProgress prog;
-    /* streaming formats: a converting thread writing into a pipe */
-    int pipe_r, pipe_w;
+    bool chunked;
+    int64_t size;      /* of the HTTP body, if known in advance */
+    uint64_t length;   /* of the image file, once known */
+    /* streaming formats: the converter's handoff */
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
     pthread_t thread;
     bool thread_started;
+    const uint8_t *piece; /* the converter's piece, until released */
+    uint64_t piece_off;
+    size_t piece_len;
+    bool piece_taken;
+    bool conv_done;  /* the converter returned (result, length set) */
+    bool stop;       /* nobody reads any more: the converter stops */
     int result;
     ImgError ie;
     /* qcow2: converted into a file first, then read */
     int file_fd;
-    char *file_dir;
-    char file_uuid[UUID_STR_LEN];
-    int64_t size;
-    uint64_t delivered;
-    bool at_end;
-    /* chunked: the file's non-zero runs as records (sparse framing) */
-    bool chunked;
-    uint8_t *in;         /* file bytes read, not yet framed */
+    uint8_t *in;       /* file bytes read, not yet sent */
     size_t in_len, in_at;
-    uint64_t in_off;     /* file offset of in[0] */
-    bool in_eof;
+    uint64_t in_off;   /* file offset of in[0] */
+    /* what is being sent */
+    const uint8_t *cur;
+    uint64_t cur_off;
+    size_t cur_len;
+    bool cur_handoff;  /* cur is the converter's piece (released when sent) */
+    uint64_t pos;      /* file offset reached (plain bodies: zeros sent up to cur_off) */
+    uint64_t rec_end;  /* chunked: end of the record being sent */
     uint8_t hdr[12];
     size_t hdr_len, hdr_at;
-    const uint8_t *rec;  /* data of the current record still to send */
-    size_t rec_len;
-    int tail;            /* 0: records, 1: length sent, 2: end sent */
+    bool ended;        /* no more pieces: what follows is the end */
+    int tail;          /* chunked: 0 length to send, 1 end to send, 2 done */
+    bool at_end;
+    uint64_t delivered;
 };
 
-#define FRAME_BUF (1024 * 1024)
+#define FRAME_BUF (4 * 1024 * 1024)
 #define FRAME_HOLE (64 * 1024)
+/* Longest record of the sparse framing we send (its length field is 32 bits). */
+#define FRAME_RECORD (16u * 1024 * 1024)
 
 static void put_le_bytes(uint8_t *p, uint64_t v, int n)
 {
@@ -1311,13 +1331,41 @@ static void put_le_bytes(uint8_t *p, uint64_t v, int n)
         p[i] = (uint8_t)v;
 }
 
+/* The converter's sink: hands each piece over and waits until it is sent. */
+static int download_sink(void *opaque, uint64_t off, const void *buf, size_t len, ImgError *err)
+{
+    OpsVdiDownload *d = opaque;
+    pthread_mutex_lock(&d->lock);
+    d->piece = buf;
+    d->piece_off = off;
+    d->piece_len = len;
+    d->piece_taken = false;
+    pthread_cond_broadcast(&d->cv);
+    while (d->piece && !d->stop)
+        pthread_cond_wait(&d->cv, &d->lock);
+    bool stop = d->stop;
+    d->piece = NULL;
+    pthread_mutex_unlock(&d->lock);
+    if (stop)
+        return img_error_set(err, EPIPE, "the export was cut off before its end");
+    return 0;
+}
+
 static void *download_thread(void *arg)
 {
     OpsVdiDownload *d = arg;
     ImgProgress ip = img_progress_of(&d->prog);
-    d->result = img_convert(d->reader, d->fmt, &d->wo, d->pipe_w, &ip, &d->ie);
-    close(d->pipe_w);
-    d->pipe_w = -1;
+    ImgSource src;
+    img_source_from_reader(&src, d->reader, false);
+    ImgSink sink = {.opaque = d, .write = download_sink};
+    uint64_t length = 0;
+    int r = img_write_sink(&src, d->fmt, &d->wo, &sink, &ip, &length, &d->ie);
+    pthread_mutex_lock(&d->lock);
+    d->result = r;
+    d->length = length;
+    d->conv_done = true;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->lock);
     return NULL;
 }
 
@@ -1334,6 +1382,30 @@ const char *ops_vdi_format_content_type(const char *format)
     return NULL;
 }
 
+/* Opens vdi for reading its content in format fmt: path, "copy" operation, reader. */
+static bool export_open(OpsCtx *ctx, const char *vdi, ImgFormat fmt, char **token, char **path,
+                        ImgReader **reader, ImgWriteOptions *wo, XsError **errp)
+{
+    const char *vfmt = NULL;
+    img_write_options_init(wo);
+    if (!ops_vdi_get_path(ctx, vdi, path, &vfmt, errp))
+        return false;
+    if (!ops_op_begin_ref(ctx, XS_CLASS_VDI, vdi, "copy", token, errp))
+        return false;
+    *reader = open_image(*path, img_format_from_name(vfmt), 0, errp);
+    if (!*reader)
+        return false;
+    if (fmt == IMG_FORMAT_VHD && img_reader_virtual_size(*reader) > IMG_VHD_MAX_SIZE) {
+        char m[32];
+        snprintf(m, sizeof(m), "%llu", (unsigned long long)IMG_VHD_MAX_SIZE);
+        xs_err_vdi_too_large(errp, vdi, m);
+        return false;
+    }
+    if (fmt == IMG_FORMAT_VHD)
+        wo->vhd_force_size = true; /* the exact size of the VDI */
+    return true;
+}
+
 OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char *format,
                                        bool chunked, XsError **errp)
 {
@@ -1345,40 +1417,17 @@ OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char 
     OpsVdiDownload *d = xnew0(OpsVdiDownload, 1);
     d->ctx = ctx;
     d->fmt = fmt;
-    d->pipe_r = d->pipe_w = d->file_fd = -1;
+    d->file_fd = -1;
     d->size = -1;
     d->vdi_ref = xstrdup(vdi);
     d->chunked = chunked;
-    if (chunked)
-        d->in = xmalloc(FRAME_BUF);
-    img_write_options_init(&d->wo);
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->cv, NULL);
     io_progress_init(&d->prog, ctx, 0, 1);
     char *path = NULL;
-    const char *vfmt = NULL;
-    if (!ops_vdi_get_path(ctx, vdi, &path, &vfmt, errp))
+    if (!export_open(ctx, vdi, fmt, &d->token, &path, &d->reader, &d->wo, errp))
         goto fail;
-    if (!ops_op_begin_ref(ctx, XS_CLASS_VDI, vdi, "copy", &d->token, errp))
-        goto fail;
-    d->reader = open_image(path, img_format_from_name(vfmt), 0, errp);
-    if (!d->reader)
-        goto fail;
-    if (fmt == IMG_FORMAT_VHD && img_reader_virtual_size(d->reader) > IMG_VHD_MAX_SIZE) {
-        char m[32];
-        snprintf(m, sizeof(m), "%llu", (unsigned long long)IMG_VHD_MAX_SIZE);
-        xs_err_vdi_too_large(errp, vdi, m);
-        goto fail;
-    }
-    if (fmt == IMG_FORMAT_VHD)
-        d->wo.vhd_force_size = true; /* the exact size of the VDI */
     if (img_format_can_stream(fmt, IMG_SUBFORMAT_DEFAULT)) {
-        int p[2];
-        if (pipe2(p, O_CLOEXEC) != 0) {
-            xs_err_internal_error(errp, strerror(errno));
-            goto fail;
-        }
-        fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
-        d->pipe_r = p[0];
-        d->pipe_w = p[1];
         if (fmt == IMG_FORMAT_RAW && !chunked)
             d->size = (int64_t)img_reader_virtual_size(d->reader);
         if (pthread_create(&d->thread, NULL, download_thread, d) != 0) {
@@ -1388,13 +1437,13 @@ OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char 
         d->thread_started = true;
     } else {
         /* A seekable format: convert into a temporary file of the SR, then send it. */
-        char *dir = path ? xstrdup(path) : NULL;
-        char *slash = dir ? strrchr(dir, '/') : NULL;
+        _cleanup_free_ char *dir = xstrdup(path);
+        char *slash = strrchr(dir, '/');
         if (slash)
             *slash = '\0';
-        d->file_dir = dir;
-        uuid_generate_str(d->file_uuid);
-        _cleanup_free_ char *tmp = vdi_file_path(dir, d->file_uuid, VDI_NAME_TMP);
+        char tuuid[UUID_STR_LEN];
+        uuid_generate_str(tuuid);
+        _cleanup_free_ char *tmp = vdi_file_path(dir, tuuid, VDI_NAME_TMP);
         d->file_fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (d->file_fd < 0) {
             ops_sr_io_error(errp, -errno, dir, strerror(errno));
@@ -1403,14 +1452,16 @@ OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char 
         unlink(tmp); /* nothing to clean up whatever happens */
         ImgProgress ip = img_progress_of(&d->prog);
         int r = img_convert(d->reader, fmt, &d->wo, d->file_fd, &ip, &d->ie);
+        struct stat st;
+        if (r == 0 && fstat(d->file_fd, &st) != 0)
+            r = -errno;
         if (r < 0) {
-            ops_sr_io_error(errp, r, dir, d->ie.msg);
+            ops_sr_io_error(errp, r, dir, d->ie.msg[0] ? d->ie.msg : strerror(-r));
             goto fail;
         }
-        struct stat st;
-        fstat(d->file_fd, &st);
+        d->length = (uint64_t)st.st_size;
         d->size = chunked ? -1 : st.st_size;
-        lseek(d->file_fd, 0, SEEK_SET);
+        d->in = xmalloc(FRAME_BUF);
     }
     free(path);
     return d;
@@ -1425,66 +1476,35 @@ int64_t ops_vdi_download_size(const OpsVdiDownload *d)
     return d->size;
 }
 
-/* Reads up to max bytes of the converted file (filling when the data is there). */
-static ssize_t read_file_bytes(OpsVdiDownload *d, uint8_t *buf, size_t max)
-{
-    int fd = d->pipe_r >= 0 ? d->pipe_r : d->file_fd;
-    size_t got = 0;
-    while (got < max) {
-        ssize_t k = read(fd, buf + got, max - got);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return got ? (ssize_t)got : -1;
-        if (k == 0) {
-            if (d->thread_started) {
-                pthread_join(d->thread, NULL);
-                d->thread_started = false;
-            }
-            if (d->result < 0)
-                return -1;
-            break;
-        }
-        got += (size_t)k;
-    }
-    return (ssize_t)got;
-}
-
-/* The next record of the sparse framing into d->hdr/d->rec; false at the very end. */
-static int next_record(OpsVdiDownload *d)
+/* The next run of the converted file that holds data (plain bodies: every
+ * byte) into d->cur. 1: a piece, 0: the end, -1: error. */
+static int next_file_piece(OpsVdiDownload *d)
 {
     for (;;) {
         if (d->in_at == d->in_len) {
-            if (d->in_eof) {
-                if (d->tail == 2)
-                    return 0;
-                /* {file length, 0}, then {0, 0}. */
-                uint64_t length = d->in_off + d->in_len;
-                if (d->tail == 0 && length == 0)
-                    d->tail = 1; /* an empty file: the end alone */
-                put_le_bytes(d->hdr, d->tail == 0 ? length : 0, 8);
-                put_le_bytes(d->hdr + 8, 0, 4);
-                d->hdr_len = 12;
-                d->hdr_at = 0;
-                d->tail++;
-                return 1;
-            }
             d->in_off += d->in_len;
             d->in_len = d->in_at = 0;
-            ssize_t k = read_file_bytes(d, d->in, FRAME_BUF);
-            if (k < 0)
+            if (d->in_off >= d->length)
+                return 0;
+            size_t want = (size_t)MIN((uint64_t)FRAME_BUF, d->length - d->in_off);
+            ssize_t k = pread(d->file_fd, d->in, want, (off_t)d->in_off);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                d->result = k < 0 ? -errno : -EIO;
+                snprintf(d->ie.msg, sizeof(d->ie.msg), "reading the converted image: %s",
+                         k < 0 ? strerror(errno) : "the file is shorter than it was");
                 return -1;
+            }
             d->in_len = (size_t)k;
-            if ((size_t)k < FRAME_BUF)
-                d->in_eof = true;
-            continue;
         }
-        /* Skip aligned 64 KiB blocks of zeros, then take the run up to the next one. */
+        /* Leave out aligned 64 KiB blocks of zeros (chunked only), take the run up to the
+         * next one. */
         size_t start = d->in_at, end = start;
         while (end < d->in_len) {
             uint64_t abs = d->in_off + end;
             size_t blk = (size_t)MIN((uint64_t)(d->in_len - end), FRAME_HOLE - abs % FRAME_HOLE);
-            bool zero = blk == FRAME_HOLE && all_zero(d->in + end, blk);
+            bool zero = d->chunked && blk == FRAME_HOLE && all_zero(d->in + end, blk);
             if (zero && end == start) {
                 start = end = end + blk;
                 continue;
@@ -1496,32 +1516,67 @@ static int next_record(OpsVdiDownload *d)
         d->in_at = end;
         if (end == start)
             continue;
-        put_le_bytes(d->hdr, d->in_off + start, 8);
-        put_le_bytes(d->hdr + 8, end - start, 4);
-        d->hdr_len = 12;
-        d->hdr_at = 0;
-        d->rec = d->in + start;
-        d->rec_len = end - start;
+        d->cur = d->in + start;
+        d->cur_off = d->in_off + start;
+        d->cur_len = end - start;
+        d->cur_handoff = false;
         return 1;
     }
 }
 
+/* The converter's next piece into d->cur; with wait false, 2 when none is ready yet.
+ * 1: a piece, 0: the end (d->length set), -1: error. */
+static int next_stream_piece(OpsVdiDownload *d, bool wait)
+{
+    pthread_mutex_lock(&d->lock);
+    while (!(d->piece && !d->piece_taken) && !d->conv_done) {
+        if (!wait) {
+            pthread_mutex_unlock(&d->lock);
+            return 2;
+        }
+        pthread_cond_wait(&d->cv, &d->lock);
+    }
+    if (d->piece && !d->piece_taken) {
+        d->piece_taken = true;
+        d->cur = d->piece;
+        d->cur_off = d->piece_off;
+        d->cur_len = d->piece_len;
+        d->cur_handoff = true;
+        pthread_mutex_unlock(&d->lock);
+        return 1;
+    }
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(d->thread, NULL);
+    d->thread_started = false;
+    return d->result < 0 ? -1 : 0;
+}
+
+/* The current piece is sent: the converter may go on. */
+static void release_piece(OpsVdiDownload *d)
+{
+    d->cur = NULL;
+    if (!d->cur_handoff)
+        return;
+    d->cur_handoff = false;
+    pthread_mutex_lock(&d->lock);
+    d->piece = NULL;
+    d->piece_taken = false;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void set_record(OpsVdiDownload *d, uint64_t off, uint32_t len)
+{
+    put_le_bytes(d->hdr, off, 8);
+    put_le_bytes(d->hdr + 8, len, 4);
+    d->hdr_len = 12;
+    d->hdr_at = 0;
+}
+
 ssize_t ops_vdi_download_read(OpsVdiDownload *d, char *buf, size_t max)
 {
-    if (!d->chunked) {
-        ssize_t got = read_file_bytes(d, (uint8_t *)buf, max);
-        if (got < 0)
-            return -1;
-        if (got == 0)
-            d->at_end = true;
-        d->delivered += (uint64_t)got;
-        /* With a known length the server stops asking at the end. */
-        if (d->size >= 0 && d->delivered >= (uint64_t)d->size && !d->thread_started)
-            d->at_end = true;
-        return got;
-    }
     size_t out = 0;
-    while (out < max) {
+    while (out < max && !d->at_end) {
         if (d->hdr_at < d->hdr_len) {
             size_t k = MIN(max - out, d->hdr_len - d->hdr_at);
             memcpy(buf + out, d->hdr + d->hdr_at, k);
@@ -1529,21 +1584,62 @@ ssize_t ops_vdi_download_read(OpsVdiDownload *d, char *buf, size_t max)
             out += k;
             continue;
         }
-        if (d->rec_len) {
-            size_t k = MIN(max - out, d->rec_len);
-            memcpy(buf + out, d->rec, k);
-            d->rec += k;
-            d->rec_len -= k;
+        if (d->cur && !d->chunked && d->pos < d->cur_off) {
+            /* A plain body carries the gaps as zeros. */
+            size_t k = (size_t)MIN((uint64_t)(max - out), d->cur_off - d->pos);
+            memset(buf + out, 0, k);
+            d->pos += k;
             out += k;
             continue;
         }
-        int r = next_record(d);
+        if (d->cur && d->pos < d->cur_off + d->cur_len) {
+            if (d->chunked && d->pos == d->rec_end) {
+                /* The next record of this piece. */
+                uint64_t n = MIN(d->cur_off + d->cur_len - d->pos, (uint64_t)FRAME_RECORD);
+                set_record(d, d->pos, (uint32_t)n);
+                d->rec_end = d->pos + n;
+                continue;
+            }
+            uint64_t lim = d->chunked ? d->rec_end : d->cur_off + d->cur_len;
+            size_t k = (size_t)MIN((uint64_t)(max - out), lim - d->pos);
+            memcpy(buf + out, d->cur + (d->pos - d->cur_off), k);
+            d->pos += k;
+            out += k;
+            continue;
+        }
+        if (d->cur)
+            release_piece(d);
+        if (d->ended) {
+            if (!d->chunked && d->pos < d->length) {
+                /* Plain: the zeros after the last piece, up to the file's length. */
+                size_t k = (size_t)MIN((uint64_t)(max - out), d->length - d->pos);
+                memset(buf + out, 0, k);
+                d->pos += k;
+                out += k;
+            } else if (d->chunked && d->tail == 0) {
+                /* {file length, 0} marks the length (an empty file: the end alone). */
+                if (d->length > 0)
+                    set_record(d, d->length, 0);
+                d->tail = 1;
+            } else if (d->chunked && d->tail == 1) {
+                set_record(d, 0, 0);
+                d->tail = 2;
+            } else {
+                d->at_end = true;
+            }
+            continue;
+        }
+        int r = d->file_fd >= 0 ? next_file_piece(d) : next_stream_piece(d, out == 0);
+        if (r == 2)
+            break; /* send what we have; the converter is still at work */
         if (r < 0)
             return out ? (ssize_t)out : -1;
         if (r == 0) {
-            d->at_end = true;
-            break;
+            d->ended = true;
+            continue;
         }
+        if (d->chunked)
+            d->rec_end = d->pos = d->cur_off;
     }
     d->delivered += out;
     return (ssize_t)out;
@@ -1553,17 +1649,20 @@ bool ops_vdi_download_finish(OpsVdiDownload *d, XsError **errp)
 {
     if (d->thread_started && d->size >= 0 && d->delivered >= (uint64_t)d->size) {
         /* Everything was sent: the converter ends on its own. */
+        if (d->cur)
+            release_piece(d);
         pthread_join(d->thread, NULL);
         d->thread_started = false;
         d->at_end = true;
     }
     if (d->thread_started) {
         atomic_store(&d->prog.cancel, true);
-        if (d->pipe_r >= 0) {
-            close(d->pipe_r); /* the writer gets EPIPE */
-            d->pipe_r = -1;
-        }
+        pthread_mutex_lock(&d->lock);
+        d->stop = true;
+        pthread_cond_broadcast(&d->cv);
+        pthread_mutex_unlock(&d->lock);
         pthread_join(d->thread, NULL);
+        d->thread_started = false;
     }
     bool ok = d->at_end && d->result >= 0;
     if (!ok && errp && !*errp) {
@@ -1572,18 +1671,15 @@ bool ops_vdi_download_finish(OpsVdiDownload *d, XsError **errp)
         else
             xs_err_vdi_io_error(errp, "the export was cut off before its end");
     }
-    if (d->pipe_r >= 0)
-        close(d->pipe_r);
-    if (d->pipe_w >= 0)
-        close(d->pipe_w);
     if (d->file_fd >= 0)
         close(d->file_fd);
     img_reader_free(d->reader);
     if (d->token)
         ops_op_end(d->ctx, XS_CLASS_VDI, d->vdi_ref, d->token);
+    pthread_mutex_destroy(&d->lock);
+    pthread_cond_destroy(&d->cv);
     free(d->token);
     free(d->vdi_ref);
-    free(d->file_dir);
     free(d->in);
     free(d);
     return ok;

@@ -1,6 +1,7 @@
 /*
  * Tests of the image.h interface itself (the file-format checks are in
- * test_formats.py): callback sources, writing to pipes, progress and
+ * test_formats.py): callback sources, writing to pipes and sinks (checked
+ * with qemu-img compare when it is installed), progress and
  * cancellation, concurrent reads, block status of the top layer. Prints
  * TAP-like lines and "N passed, N failed".
  */
@@ -327,6 +328,113 @@ static void test_concurrent_reads(void)
     }
 }
 
+/* A sink that stores its pieces in a file (holes for the gaps) and checks
+ * their order. */
+typedef struct {
+    int fd;
+    uint64_t end;       /* end of the last piece */
+    uint64_t carried;   /* bytes handed over */
+    uint64_t pieces;
+    uint64_t fail_after; /* return -EIO once this many bytes came (0: never) */
+    bool backwards;
+} FileSink;
+
+static int file_sink_write(void *opaque, uint64_t off, const void *buf, size_t len,
+                           ImgError *err)
+{
+    FileSink *fs = opaque;
+    if (off < fs->end || len == 0)
+        fs->backwards = true;
+    if (fs->fail_after && fs->carried + len > fs->fail_after)
+        return img_error_set(err, EIO, "the sink gives up");
+    if (pwrite(fs->fd, buf, len, (off_t)off) != (ssize_t)len)
+        return -errno;
+    fs->end = off + len;
+    fs->carried += len;
+    fs->pieces++;
+    return 0;
+}
+
+static bool run_cmd(const char *cmd)
+{
+    int st = system(cmd);
+    return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void test_sink(void)
+{
+    /* The oracle's reference: the pattern as a raw file. */
+    char raw[512];
+    snprintf(raw, sizeof(raw), "%s/sink-ref.raw", tmpdir);
+    int rfd = open(raw, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    PatternSource rps = {0};
+    ImgSource rsrc = {DISK, &rps, pat_read, pat_status};
+    ImgError err = {0};
+    CHECK(rfd >= 0 && img_write(&rsrc, IMG_FORMAT_RAW, NULL, rfd, NULL, &err) == 0,
+          "reference raw file (%s)", err.msg);
+    close(rfd);
+    bool have_qemu_img = run_cmd("qemu-img --version >/dev/null 2>&1");
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/sink-%s", tmpdir, cases[i].name);
+        FileSink fs = {.fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644)};
+        PatternSource ps = {0};
+        ImgSource src = {DISK, &ps, pat_read, pat_status};
+        ImgWriteOptions o;
+        img_write_options_init(&o);
+        o.subformat = cases[i].sub;
+        o.vhd_force_size = true;
+        ImgSink sink = {&fs, file_sink_write};
+        uint64_t length = 0;
+        memset(&err, 0, sizeof(err));
+        int ret = img_write_sink(&src, cases[i].fmt, &o, &sink, NULL, &length, &err);
+        CHECK(ret == 0, "%s into a sink (%s)", cases[i].name, err.msg);
+        CHECK(!fs.backwards, "%s: pieces in increasing order, none empty", cases[i].name);
+        CHECK(length >= fs.end, "%s: the length covers every piece", cases[i].name);
+        /* Only the data travels (2.1 MiB of pattern; VMDK grains are compressed). */
+        CHECK(fs.carried < 3 * MiB && (cases[i].fmt != IMG_FORMAT_RAW || length == DISK),
+              "%s: %llu bytes carried for a %llu-byte file", cases[i].name,
+              (unsigned long long)fs.carried, (unsigned long long)length);
+        CHECK(ftruncate(fs.fd, (off_t)length) == 0, "%s: file length", cases[i].name);
+        close(fs.fd);
+        if (ret)
+            continue;
+        ImgOpenOptions oo = {.format = cases[i].fmt};
+        ImgReader *r = img_open(path, &oo, &err);
+        CHECK(r && verify_reader(r, DISK), "%s from a sink reads back the pattern",
+              cases[i].name);
+        img_reader_free(r);
+        if (have_qemu_img) {
+            char cmd[1400];
+            snprintf(cmd, sizeof(cmd), "qemu-img compare -q -f %s -F raw '%s' '%s'",
+                     cases[i].fmt == IMG_FORMAT_VHD ? "vpc" : img_format_name(cases[i].fmt),
+                     path, raw);
+            CHECK(run_cmd(cmd), "qemu-img compare: %s from a sink equals the pattern",
+                  cases[i].name);
+            if (cases[i].fmt == IMG_FORMAT_VMDK) {
+                snprintf(cmd, sizeof(cmd), "qemu-img check -q -f vmdk '%s'", path);
+                CHECK(run_cmd(cmd), "qemu-img check: %s from a sink", cases[i].name);
+            }
+        }
+    }
+    /* A failing sink stops the writer with its error. */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/sink-fail", tmpdir);
+    FileSink fs = {.fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644), .fail_after = MiB};
+    PatternSource ps = {0};
+    ImgSource src = {DISK, &ps, pat_read, pat_status};
+    ImgSink sink = {&fs, file_sink_write};
+    memset(&err, 0, sizeof(err));
+    int ret = img_write_sink(&src, IMG_FORMAT_VHD, NULL, &sink, NULL, NULL, &err);
+    CHECK(ret == -EIO && strstr(err.msg, "gives up"), "a sink's error stops the writer (%d, %s)",
+          ret, err.msg);
+    /* qcow2 needs to seek. */
+    memset(&err, 0, sizeof(err));
+    ret = img_write_sink(&src, IMG_FORMAT_QCOW2, NULL, &sink, NULL, NULL, &err);
+    CHECK(ret == -ESPIPE, "qcow2 cannot be written to a sink (%s)", err.msg);
+    close(fs.fd);
+}
+
 static void test_names(void)
 {
     CHECK(img_format_from_name("vpc") == IMG_FORMAT_VHD, "vpc is VHD");
@@ -347,6 +455,7 @@ int main(void)
     }
     test_names();
     test_pipes();
+    test_sink();
     test_qcow2_backing_and_top();
     test_progress_cancel();
     test_concurrent_reads();
