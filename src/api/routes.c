@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "api/console.h"
 #include "api/routes.h"
 #include "api/rpc.h"
 #include "util/xalloc.h"
@@ -15,6 +16,7 @@ static const struct {
     const size_t *n;
 } modules[] = {
     {rpc_routes, &rpc_nroutes},
+    {console_routes, &console_nroutes},
 };
 
 static HttpRoute *table;

@@ -153,6 +153,8 @@ typedef struct CliCommandList {
 void cli_register(CliCommandList *l, const CliCommand *cmds, size_t n);
 void cli_generic_commands(CliCommandList *l);
 void cli_help_commands(CliCommandList *l);
+void cli_vm_commands(CliCommandList *l);     /* vm.c */
+void cli_device_commands(CliCommandList *l); /* devices.c */
 const CliCommandList *cli_all_commands(void);
 
 #endif
