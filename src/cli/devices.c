@@ -1,7 +1,7 @@
 /*
  * xe's device and network commands: vbd-*, vif-*, network-create and
  * network-destroy, and the VM-centred forms XenServer offers (vm-disk-*,
- * vm-cd-*, vm-vif-list, cd-list), with XenServer's parameters and output.
+ * vm-cd-*, vm-vif-list), with XenServer's parameters and output.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -590,26 +590,6 @@ static int cmd_vm_cd_eject(Cli *cli, const CliCommand *cmd)
     return rc;
 }
 
-static int cmd_cd_list(Cli *cli, const CliCommand *cmd)
-{
-    XsValue *vdis = cli_call(cli, "VDI.get_all", xv_array());
-    if (!vdis)
-        return 1;
-    char **refs = xcalloc(vdis->n + 1, sizeof(char *));
-    size_t n = 0;
-    for (uint32_t i = 0; i < vdis->n; i++) {
-        const XsValue *v = cli_record(cli, XS_CLASS_VDI, vdis->items[i].s);
-        const XsValue *sr = v ? cli_record(cli, XS_CLASS_SR, cli_rec_str(v, "SR")) : NULL;
-        if (sr && strcmp(cli_rec_str(sr, "content_type"), "iso") == 0)
-            refs[n++] = vdis->items[i].s;
-    }
-    const char *params = cli_param(cli, "params");
-    cli_print_records(cli, &xs_class_VDI, refs, n, params ? params : "uuid,name-label");
-    free(refs);
-    xv_free(vdis);
-    return 0;
-}
-
 static int cmd_vm_vif_list(Cli *cli, const CliCommand *cmd)
 {
     CliSelection sel;
@@ -632,8 +612,6 @@ static int cmd_vm_vif_list(Cli *cli, const CliCommand *cmd)
 }
 
 static const CliCommand device_commands[] = {
-    {"cd-list", NULL, "params", "List the CDs and ISOs (ISO library VDIs) available.",
-     cmd_cd_list},
     {"network-create", "name-label", "name-description,MTU,bridge,managed",
      "Create a new network.", cmd_network_create},
     {"network-destroy", "uuid", "", "Delete an existing network.", cmd_network_destroy},

@@ -5,8 +5,6 @@
  * vm-unpause, vm-reset-powerstate), vCPUs and memory, BIOS strings, core
  * dumps and the serial console, with XenServer's parameters and messages.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_util.h"
+#include "client/transfer.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
@@ -691,25 +690,52 @@ static int cmd_vm_copy_bios_strings(Cli *cli, const CliCommand *cmd)
 
 /* ---- core dumps and the console ------------------------------------------------------------ */
 
-static int download(Cli *cli, const char *path, const char *filename, bool to_stdout)
+/* A failure of the server's HTTP handlers ("CODE: p1, p2") printed as xe prints errors. */
+static int transfer_error(Cli *cli, const XcTransferResult *res)
 {
-    int fd = to_stdout ? STDOUT_FILENO
-                       : open(filename, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return cli_fail(cli, "Cannot create %s: %s", filename, strerror(errno));
-    fflush(cli->out);
+    if (res->error && !res->http_status)
+        return cli_fail(cli, "%s", res->error);
+    char *body = xstrdup(res->body ? res->body : "");
+    body[strcspn(body, "\n")] = '\0';
+    char *colon = strstr(body, ": ");
     XsError *err = NULL;
-    bool ok = xc_http_get(cli->conn, path, fd, &err);
-    if (!to_stdout)
-        close(fd);
-    if (!ok) {
-        if (!to_stdout)
-            unlink(filename);
-        int rc = cli_error(cli, err);
-        xs_error_free(err);
-        return rc;
+    if (colon) {
+        *colon = '\0';
+        const char *params[16];
+        size_t n = 0;
+        for (char *p = colon + 2; p && n < 16;) {
+            char *next = strstr(p, ", ");
+            if (next)
+                *next = '\0';
+            params[n++] = p;
+            p = next ? next + 2 : NULL;
+        }
+        xs_error_setv(&err, body, n, params);
+    } else if (*body && !strchr(body, ' ') && !strchr(body, '<')) {
+        xs_error_set(&err, body, 0);
+    } else {
+        char *m = xasprintf("The server answered HTTP %ld", res->http_status);
+        xs_error_set(&err, "CLI_ERROR", 1, m);
+        free(m);
     }
-    return 0;
+    int rc = cli_error(cli, err);
+    xs_error_free(err);
+    free(body);
+    return rc;
+}
+
+static int download(Cli *cli, const char *path, const char *filename)
+{
+    fflush(cli->out);
+    char *pq = xasprintf("%s&session_id=%s", path, xc_session(cli->conn));
+    XcTransferResult res = {0};
+    bool ok = xc_http_get_file(cli->conn, pq, filename, NULL, NULL, &res);
+    free(pq);
+    int rc = ok ? 0 : transfer_error(cli, &res);
+    if (!ok && strcmp(filename, "-") != 0)
+        unlink(filename);
+    xc_transfer_result_release(&res);
+    return rc;
 }
 
 static int cmd_vm_dump_core(Cli *cli, const CliCommand *cmd)
@@ -718,7 +744,7 @@ static int cmd_vm_dump_core(Cli *cli, const CliCommand *cmd)
     if (!cli_select_vms(cli, cmd, 0, &sel))
         return 1;
     char *path = xasprintf("/vm_dump_core?ref=%s", sel.refs[0]);
-    int rc = download(cli, path, cli_param(cli, "filename"), false);
+    int rc = download(cli, path, cli_param(cli, "filename"));
     free(path);
     cli_selection_release(&sel);
     return rc;
@@ -741,7 +767,7 @@ static int cmd_console(Cli *cli, const CliCommand *cmd)
         rc = cli_fail(cli, "No text console found for this VM: it is not running.");
     } else {
         char *path = xasprintf("/console?ref=%s", vt100);
-        rc = download(cli, path, NULL, true);
+        rc = download(cli, path, "-");
         free(path);
     }
     cli_selection_release(&sel);

@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "client/client.h"
+#include "client/transfer.h"
 #include "model/wire.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
@@ -18,9 +18,6 @@
 struct XcConn {
     CURL *curl;
     char *url;
-    char *base;      /* scheme://host:port, for plain HTTP requests */
-    char *unix_path; /* or the local socket */
-    bool insecure;   /* TLS without certificate checks */
     char *where;
     char *session;
     struct curl_slist *headers;
@@ -45,8 +42,6 @@ XcConn *xc_new(const XcTarget *t)
     c->curl = curl_easy_init();
     if (t->unix_path) {
         c->url = xstrdup("http://localhost/jsonrpc");
-        c->base = xstrdup("http://localhost");
-        c->unix_path = xstrdup(t->unix_path);
         c->where = xasprintf("unix:%s", t->unix_path);
         curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, t->unix_path);
     } else {
@@ -55,8 +50,6 @@ XcConn *xc_new(const XcTarget *t)
         c->url = xasprintf("%s://%s%s%s:%d/jsonrpc", t->tls ? "https" : "http", v6 ? "[" : "",
                            t->host, v6 ? "]" : "", port);
         c->where = xasprintf("%s%s%s:%d", v6 ? "[" : "", t->host, v6 ? "]" : "", port);
-        c->base = xasprintf("%s://%s", t->tls ? "https" : "http", c->where);
-        c->insecure = t->tls && !t->verify;
         if (t->tls && !t->verify) {
             curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
             curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -82,8 +75,6 @@ void xc_free(XcConn *c)
     curl_easy_cleanup(c->curl);
     curl_slist_free_all(c->headers);
     free(c->url);
-    free(c->base);
-    free(c->unix_path);
     free(c->where);
     free(c->session);
     free(c);
@@ -220,94 +211,17 @@ void xc_logout(XcConn *c)
     c->session = NULL;
 }
 
-typedef struct GetSink {
-    int fd;
-    long status;
-    StrBuf err; /* the body of a failure */
-    CURL *curl;
-    bool write_failed;
-} GetSink;
-
-static size_t get_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+void *xc_transfer_handle(XcConn *c, const char *path_query)
 {
-    GetSink *g = userdata;
-    size_t n = size * nmemb;
-    if (!g->status)
-        curl_easy_getinfo(g->curl, CURLINFO_RESPONSE_CODE, &g->status);
-    if (g->status != 200) {
-        if (g->err.len < 4096)
-            strbuf_add(&g->err, ptr, n);
-        return n;
-    }
-    for (size_t done = 0; done < n;) {
-        ssize_t w = write(g->fd, ptr + done, n - done);
-        if (w <= 0) {
-            g->write_failed = true;
-            return 0;
-        }
-        done += (size_t)w;
-    }
-    return n;
-}
-
-bool xc_http_get(XcConn *c, const char *path, int fd, XsError **errp)
-{
-    CURL *h = curl_easy_init();
-    const char *sep = strchr(path, '?') ? "&" : "?";
-    char *url = xasprintf("%s%s%ssession_id=%s", c->base, path, sep, xc_session(c));
-    GetSink g = {.fd = fd, .curl = h};
-    strbuf_init(&g.err, 0);
-    if (c->unix_path)
-        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
-    if (c->insecure) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
+    CURL *h = curl_easy_duphandle(c->curl);
+    if (!h)
+        return NULL;
+    /* c->url ends in "/jsonrpc": the same server, another path. */
+    size_t base = strlen(c->url) - strlen("/jsonrpc");
+    char *url = xasprintf("%.*s%s", (int)base, c->url, path_query);
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "xe-cli/hyperxe/" HX_VERSION);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, get_write_cb);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &g);
-    CURLcode rc = curl_easy_perform(h);
-    if (!g.status)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &g.status);
-    bool ok = false;
-    if (g.write_failed) {
-        xs_error_set(errp, "CLI_ERROR", 1, "Cannot write the local file.");
-    } else if (rc != CURLE_OK) {
-        char *msg = xasprintf("Cannot reach the server at %s: %s", c->where,
-                              curl_easy_strerror(rc));
-        xs_error_set(errp, "CONNECTION_FAILED", 1, msg);
-        free(msg);
-    } else if (g.status != 200) {
-        /* "CODE: p1, p2" as the server's HTTP handlers report XenAPI errors */
-        strbuf_trim_trailing_newline(&g.err);
-        char *colon = strstr(g.err.buf, ": ");
-        if (g.err.len && colon) {
-            *colon = '\0';
-            const char *params[16];
-            size_t n = 0;
-            for (char *p = colon + 2; p && n < 16;) {
-                char *next = strstr(p, ", ");
-                if (next)
-                    *next = '\0';
-                params[n++] = p;
-                p = next ? next + 2 : NULL;
-            }
-            xs_error_setv(errp, g.err.buf, n, params);
-        } else if (g.err.len && !strchr(g.err.buf, ' ') && !strchr(g.err.buf, '<')) {
-            xs_error_set(errp, g.err.buf, 0);
-        } else {
-            char *msg = xasprintf("The server at %s answered HTTP %ld", c->where, g.status);
-            xs_error_set(errp, "CONNECTION_FAILED", 1, msg);
-            free(msg);
-        }
-    } else {
-        ok = true;
-    }
-    strbuf_release(&g.err);
-    curl_easy_cleanup(h);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
     free(url);
-    return ok;
+    return h;
 }

@@ -42,11 +42,6 @@ XsValue *xc_call_session(XcConn *c, const char *method, XsValue *params, XsError
  * (NULL-terminated). */
 XsValue *xc_callv(XcConn *c, XsError **errp, const char *method, ...);
 
-/* GETs path (with its query; the session is appended as session_id) from the
- * server's HTTP handlers and writes the body to fd. A failure reported by the
- * handler ("CODE: params") comes back as that XenAPI error. */
-bool xc_http_get(XcConn *c, const char *path, int fd, XsError **errp);
-
 /* A description of where the connection goes, for error messages. */
 const char *xc_where(XcConn *c);
 

@@ -42,4 +42,7 @@ bool vmdisk_create_from_file(OpsCtx *ctx, const char *sr_ref, const char *name, 
 /* Writes the bytes of a VDI into a new local raw file. */
 bool vmdisk_export_raw(OpsCtx *ctx, const char *vdi_ref, const char *path, XsError **errp);
 
+/* Gives storage the hooks that snapshot and grow disks of running VMs. */
+void vmdisk_register_live_hooks(void);
+
 #endif
