@@ -1116,8 +1116,8 @@ static bool start_common(OpsCtx *ctx, const char *vm_ref, const char *op, bool p
         return false;
     rt->quick_crashes = 0;
     bool ok = boot(ctx, rt, paused, force, NULL, "VM_STARTED", errp);
-    end_op(ctx, rt, token);
     if (ok) {
+        /* start_delay is part of the start (appliances wait for it). */
         unsigned delay = 0;
         db_read_lock(ctx->db);
         DbObj *vm = db_get_class(ctx->db, XS_CLASS_VM, vm_ref);
@@ -1126,6 +1126,7 @@ static bool start_common(OpsCtx *ctx, const char *vm_ref, const char *op, bool p
         db_read_unlock(ctx->db);
         sleep_cancellable(ctx, delay);
     }
+    end_op(ctx, rt, token);
     return ok;
 }
 
@@ -1164,9 +1165,9 @@ bool ops_vm_clean_shutdown(OpsCtx *ctx, const char *vm, XsError **errp)
     bool rebooted;
     bool ok = clean_stop(ctx, rt, false, &rebooted, errp) &&
               teardown(ctx, rt, VM_POWER_STATE_HALTED, NULL, "VM_SHUTDOWN", errp);
-    end_op(ctx, rt, token);
     if (ok)
         shutdown_delay(ctx, vm);
+    end_op(ctx, rt, token);
     return ok;
 }
 
@@ -1201,9 +1202,9 @@ bool ops_vm_hard_shutdown(OpsCtx *ctx, const char *vm, XsError **errp)
     if (!rt)
         return false;
     bool ok = hard_stop(ctx, rt, errp);
-    end_op(ctx, rt, token);
     if (ok)
         shutdown_delay(ctx, vm);
+    end_op(ctx, rt, token);
     return ok;
 }
 
@@ -1225,9 +1226,9 @@ bool ops_vm_shutdown(OpsCtx *ctx, const char *vm, XsError **errp)
         xs_error_free(e);
     }
     ok = hard_stop(ctx, rt, errp);
-    end_op(ctx, rt, token);
     if (ok)
         shutdown_delay(ctx, vm);
+    end_op(ctx, rt, token);
     return ok;
 }
 
@@ -1398,7 +1399,12 @@ bool ops_vm_suspend(OpsCtx *ctx, const char *vm, XsError **errp)
         goto out;
     }
     free(err);
-    /* QEMU is gone: the image goes into a suspend VDI in the SR. */
+    /* QEMU is gone: the image goes into a suspend VDI in the SR, padded to whole
+     * sectors (a disk image has no odd sizes); its true length is recorded. */
+    struct stat isb;
+    long long image_len = stat(image, &isb) == 0 ? (long long)isb.st_size : -1;
+    if (image_len >= 0 && image_len % 512 && truncate(image, (off_t)((image_len + 511) / 512 * 512)))
+        log_warn("VM %s: cannot pad the suspend image: %s", rt->uuid, strerror(errno));
     name = xasprintf("Suspend image of %s", rt->uuid);
     if (!vmdisk_create_from_file(ctx, sr, name, VDI_TYPE_SUSPEND, image, &vdi, errp)) {
         /* The memory is lost with the QEMU: the VM is halted, as after a crash. */
@@ -1408,6 +1414,17 @@ bool ops_vm_suspend(OpsCtx *ctx, const char *vm, XsError **errp)
         unlink(image);
         unlink(cfgpath);
         goto out;
+    }
+    {
+        if (image_len >= 0) {
+            char len[32];
+            snprintf(len, sizeof(len), "%lld", image_len);
+            DbTxn *txn = db_begin(ctx->db);
+            DbObj *vo = db_get_class(ctx->db, XS_CLASS_VDI, vdi);
+            if (vo)
+                db_map_set(txn, vo, F_VDI_OTHER_CONFIG, "hyperxe-suspend-image-size", len);
+            db_commit(txn, NULL);
+        }
     }
     unlink(image);
     ops_progress(ctx, 0.95);
@@ -1440,6 +1457,15 @@ static bool resume_common(OpsCtx *ctx, const char *vm, const char *op, bool paus
     }
     if (!vmdisk_export_raw(ctx, vdi, image, errp))
         goto out;
+    db_read_lock(ctx->db);
+    DbObj *vo = db_get_class(ctx->db, XS_CLASS_VDI, vdi);
+    const char *len = vo ? xv_struct_get_string(&vo->fields[F_VDI_OTHER_CONFIG],
+                                                "hyperxe-suspend-image-size")
+                         : NULL;
+    long long want = len ? strtoll(len, NULL, 10) : -1;
+    db_read_unlock(ctx->db);
+    if (want > 0 && truncate(image, (off_t)want) != 0)
+        log_warn("VM %s: cannot trim the suspend image: %s", rt->uuid, strerror(errno));
     ops_progress(ctx, 0.3);
     ok = boot(ctx, rt, paused, force, image, "VM_RESUMED", errp);
     unlink(image);
