@@ -429,6 +429,66 @@ def test_rtc_offset():
     xe("vm-uninstall", "uuid=" + vm, "--force")
 
 
+# ---- boot modes and device models -------------------------------------------------------------
+
+def config(vm):
+    return json.load(open(os.path.join(D.run_dir, vm, "config.json")))
+
+
+def test_boot_modes_and_devices():
+    make_iso_sr() if not out("cd-list", "params=name-label", "--minimal").count("install.iso") \
+        else None
+    # HVM without PV drivers: IDE disks, an e1000 NIC, HVM-boot-params:order
+    win = out("vm-install", "template=Windows 7 (64-bit)", "new-name-label=win")
+    net0 = out("network-list", "bridge=xenbr0", "--minimal")
+    xe("vif-create", "vm-uuid=" + win, "network-uuid=" + net0, "device=0")
+    xe("vm-cd-add", "uuid=" + win, "cd-name=install.iso", "device=3")
+    xe("vm-start", "uuid=" + win)
+    c = config(win)
+    assert c["boot_order"] == "dc" and c.get("kernel") is None, c
+    disks = {d["position"]: d for d in c["disks"]}
+    assert disks[0]["bus"] == "ide" and disks[3]["type"] == "cdrom", disks
+    assert c["nics"][0]["model"] == "e1000" and c["nics"][0]["backend"] == "user"
+    assert c["usb_tablet"] and c["vnc"] == "unix", c
+    xe("vm-shutdown", "uuid=" + win, "--force")
+    xe("vm-param-set", "uuid=" + win, "platform:hyperxe-disk-bus=virtio",
+       "platform:hyperxe-nic-model=rtl8139", "HVM-boot-params:order=cdn")
+    xe("vm-start", "uuid=" + win)
+    c = config(win)
+    assert c["boot_order"] == "cdn" and c["nics"][0]["model"] == "rtl8139"
+    assert {d["position"]: d["bus"] for d in c["disks"]} == {0: "virtio", 3: "ide"}
+    xe("vm-shutdown", "uuid=" + win, "--force")
+    xe("vm-uninstall", "uuid=" + win, "--force")
+    # a Linux HVM template: virtio
+    deb = out("vm-install", "template=Debian Jessie 8.0", "new-name-label=jessie")
+    xe("vm-start", "uuid=" + deb)
+    assert config(deb)["disks"][0]["bus"] == "virtio" and config(deb)["boot_order"] == "cdn"
+    xe("vm-shutdown", "uuid=" + deb, "--force")
+    xe("vm-uninstall", "uuid=" + deb, "--force")
+    # PV with install-repository=cdrom: the firmware boots the bootable CD first (guide 5.2)
+    pv = out("vm-install", "template=Debian Squeeze 6.0 (64-bit)", "new-name-label=cdinst")
+    root = out("vbd-list", "vm-uuid=" + pv, "userdevice=0", "params=uuid", "--minimal")
+    xe("vbd-param-set", "uuid=" + root, "bootable=false")
+    xe("vm-cd-add", "uuid=" + pv, "cd-name=install.iso", "device=3")
+    cd = out("vbd-list", "vm-uuid=" + pv, "type=CD", "params=uuid", "--minimal")
+    xe("vbd-param-set", "uuid=" + cd, "bootable=true")
+    xe("vm-param-set", "uuid=" + pv, "other-config:install-repository=cdrom")
+    xe("vm-start", "uuid=" + pv)
+    c = config(pv)
+    assert c.get("kernel") is None and c["boot_order"] == "", c
+    boot = {d["position"]: d["bootindex"] for d in c["disks"]}
+    assert boot == {0: -1, 3: 1}, boot
+    xe("vm-shutdown", "uuid=" + pv, "--force")
+    # pygrub: the bootable disk
+    xe("vm-param-set", "uuid=" + pv, "PV-bootloader=pygrub")
+    xe("vbd-param-set", "uuid=" + root, "bootable=true")
+    xe("vm-start", "uuid=" + pv)
+    boot = {d["position"]: d["bootindex"] for d in config(pv)["disks"]}
+    assert boot[0] == 1, boot
+    xe("vm-shutdown", "uuid=" + pv, "--force")
+    xe("vm-uninstall", "uuid=" + pv, "--force")
+
+
 # ---- bad input ---------------------------------------------------------------------------------
 
 def test_bad_input():
@@ -693,13 +753,21 @@ def test_vcpus_live():
 
 def test_bios_strings():
     host = out("host-list", "--minimal")
-    hb = param("host", host, "bios-strings") if False else None
     vm = out("vm-install", "template=Windows 7 (64-bit)", "new-name-label=rok",
              "copy-bios-strings-from=" + host)
     assert out("vm-is-bios-customized", "uuid=" + vm) == "This VM is BIOS-customized."
     xe("vm-param-set", "uuid=" + vm, "has-vendor-device=false")
     assert "already been set" in xe_fails("vm-copy-bios-strings", "uuid=" + vm,
                                           "host-uuid=" + host)
+    # the host's strings reach QEMU's SMBIOS tables
+    s, sess = api()
+    hs = ok(s.host.get_bios_strings(sess, ok(s.host.get_by_uuid(sess, host))))
+    xe("vm-param-set", "uuid=" + vm, "HVM-boot-policy=", "PV-kernel=" + KERNEL)
+    xe("vm-start", "uuid=" + vm, "--force")
+    sm = json.load(open(os.path.join(D.run_dir, vm, "config.json")))["smbios"]
+    assert sm["system-manufacturer"] == hs["system-manufacturer"] != "Xen", (sm, hs)
+    assert sm["system-serial-number"] == hs["system-serial-number"]
+    xe("vm-shutdown", "uuid=" + vm, "--force")
     plain = out("vm-install", "template=Windows 7 (64-bit)", "new-name-label=plain")
     assert out("vm-is-bios-customized", "uuid=" + plain) == \
         "The BIOS strings of this VM have not yet been set."
@@ -710,7 +778,6 @@ def test_bios_strings():
     assert out("vm-is-bios-customized", "uuid=" + plain) == "This VM is BIOS-generic."
     for v in (vm, plain):
         xe("vm-uninstall", "uuid=" + v, "--force")
-    del hb
 
 
 # ---- consoles ------------------------------------------------------------------------------------
@@ -838,7 +905,8 @@ def main():
                    test_vm_install_leaves_nothing_on_failure, test_template_round_trip,
                    test_power_state_machine, test_operations_in_progress,
                    test_actions_after_shutdown_and_reboot, test_actions_after_crash,
-                   test_crash_loops_stop, test_rtc_offset, test_bad_input,
+                   test_crash_loops_stop, test_rtc_offset, test_boot_modes_and_devices,
+                   test_bad_input,
                    test_network_install, test_disks_and_cds, test_vifs_and_networks,
                    test_vcpus_live, test_bios_strings, test_consoles,
                    test_restart_keeps_vms])

@@ -10,11 +10,13 @@ running guest and seen from inside; and hyperxed killed with SIGKILL while
 VMs run. What the guest sees comes from its serial console (TEST-MARKER,
 TEST-HEARTBEAT, TEST-HOTPLUG lines)."""
 
+import base64
 import http.server
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -150,6 +152,28 @@ def test_bios_boot_and_power_operations():
     # left running for the restart test
     xe("vm-start", "uuid=" + vm)
     wait_console(vm, r"TEST-MARKER: READY", "the boot")
+
+    # the graphical console: a WebSocket to QEMU's VNC server, which speaks RFB
+    s, sess = D.login()
+    rfb = ok(s.console.get_by_uuid(sess, out("console-list", "vm-uuid=" + vm, "protocol=RFB",
+                                             "--minimal")))
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(30)
+    sock.connect(os.path.join(D.run_dir, "hyperxed.sock"))
+    sock.sendall(("GET /console?ref=%s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n"
+                  % (rfb, base64.b64encode(os.urandom(16)).decode())).encode())
+    data = b""
+    while b"RFB 003.008" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 101"), data
+    sock.close()
+    assert not [l for l in open("/proc/net/tcp").read().splitlines()[1:]
+                if l.split()[3] == "0A" and int(l.split()[1].split(":")[1], 16) in
+                range(5900, 6000)], "VNC listens on TCP"
 
 
 # ---- guest crashes ------------------------------------------------------------------------------
