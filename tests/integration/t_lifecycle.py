@@ -744,6 +744,11 @@ def test_vcpus_live():
     assert param("vm", vm, "VCPUs-number") == "3"
     assert param("vm", vm, "VCPUs-at-startup") == "3"
     assert "between 1 and VCPUs-max" in xe_fails("vm-vcpu-hotplug", "uuid=" + vm, "new-vcpus=5")
+    # the dynamic range of a running VM moves its balloon
+    xe("vm-memory-dynamic-range-set", "uuid=" + vm, "min=128MiB", "max=192MiB")
+    wait(lambda: param("vm", vm, "memory-actual") == str(192 << 20), "the balloon")
+    cfg = json.load(open(os.path.join(D.run_dir, vm, "config.json")))
+    assert cfg["memory_target_mib"] == 192 and cfg["memory_mib"] == 256, cfg
     xe("vm-shutdown", "uuid=" + vm, "--force")
     assert "expected: running" in xe_fails("vm-vcpu-hotplug", "uuid=" + vm, "new-vcpus=2")
     xe("vm-uninstall", "uuid=" + vm, "--force")
