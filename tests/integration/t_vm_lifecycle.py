@@ -149,9 +149,22 @@ def test_bios_boot_and_power_operations():
     xe("vm-shutdown", "uuid=" + vm)
     assert power(vm) == "halted" and not qemu_pids(vm)
     assert "TEST-MARKER: power button" in console(vm)
+
+    # xe-edit-bootloader (troubleshooting 2): the guest's syslinux.cfg edited in place
+    editor = os.path.join(TMP, "editor")
+    with open(editor, "w") as f:
+        f.write("#!/bin/sh\nsed -i 's/test=wait/test=wait edited-by=xe-edit-bootloader/' \"$1\"\n")
+    os.chmod(editor, 0o755)
+    env = dict(os.environ, HYPERXE_RUN_DIR=D.run_dir, HOME=D.tmp, EDITOR=editor,
+               XE=os.environ.get("XE", "xe"))
+    r = subprocess.run([os.path.join(SOURCE_DIR, "src", "cli", "xe-edit-bootloader"),
+                        "-n", "bios", "-p", "1"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and "syslinux.cfg written back" in r.stdout, r.stdout + r.stderr
     # left running for the restart test
     xe("vm-start", "uuid=" + vm)
     wait_console(vm, r"TEST-MARKER: READY", "the boot")
+    assert "edited-by=xe-edit-bootloader" in re.search(r"TEST-INFO: cmdline=(.*)",
+                                                       console(vm)).group(1)
 
     # the graphical console: a WebSocket to QEMU's VNC server, which speaks RFB
     s, sess = D.login()
