@@ -197,6 +197,10 @@ def test_guest_crashes():
            for a in ("preserve", "destroy", "coredump_and_destroy", "restart")}
     for a, vm in vms.items():
         xe("vm-param-set", "uuid=" + vm, "actions-after-crash=" + a)
+    # and a guest that never gets past its firmware (an empty disk): reported, not waited on
+    stuck = out("vm-install", "template=Debian Jessie 8.0", "new-name-label=stuck")
+    xe("vm-param-set", "uuid=" + stuck, "other-config:hyperxe-boot-timeout=20")
+    xe("vm-start", "uuid=" + stuck)
     for vm in vms.values():
         xe("vm-start", "uuid=" + vm)
 
@@ -233,6 +237,12 @@ def test_guest_crashes():
     wait(lambda: power(vm) == "halted", "halted after the loop")
     for vm in vms.values():
         xe("vm-uninstall", "uuid=" + vm, "--force")
+
+    wait(lambda: messages(stuck, "VM_STUCK"), "the stuck guest's report")
+    assert "no sign of an OS" in messages(stuck, "VM_STUCK")[0]["body"], messages(stuck,
+                                                                                "VM_STUCK")
+    assert power(stuck) == "running"
+    xe("vm-uninstall", "uuid=" + stuck, "--force")
 
 
 # ---- network install and hot-plug ----------------------------------------------------------
