@@ -103,8 +103,25 @@ class Daemon:
         except OSError:
             return ""
 
+    def kill_leftovers(self):
+        """QEMU and dnsmasq outlive the daemon by design: stop the ones this
+        daemon started, so that no test leaves processes behind."""
+        import glob
+        for pidfile in (glob.glob(os.path.join(self.run_dir, "*", "qemu.pid")) +
+                        glob.glob(os.path.join(self.run_dir, "*.pid")) +
+                        glob.glob(os.path.join(self.run_dir, "*", "*.pid"))):
+            if pidfile.endswith("hyperxed.pid"):
+                continue
+            try:
+                with open(pidfile) as f:
+                    pid = int(f.read().strip())
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
     def cleanup(self):
         self.stop()
+        self.kill_leftovers()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):
