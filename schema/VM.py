@@ -114,7 +114,7 @@ message('copy_bios_strings', 'void', ('VM ref', 'vm'), ('host ref', 'host'), rol
 # hyperxe extension for tests: plays the simulated guest's part (only with
 # hyperxed --vmm sim).
 message('sim_inject', 'void', ('VM ref', 'vm'), ('string', 'what'), role='pool-admin',
-        async_=False)
+        async_=False, hidden=True)
 message('get_allowed_VBD_devices', 'string set', ('VM ref', 'vm'), role='read-only',
         async_=False)
 message('get_allowed_VIF_devices', 'string set', ('VM ref', 'vm'), role='read-only',
