@@ -78,6 +78,54 @@ error('SR_FULL', 'requested', 'maximum',
       doc='The SR is full. Requested new size exceeds the maximum size.')
 error('VDI_IN_USE', 'vdi', 'operation',
       doc='This operation cannot be performed because this VDI is in use by some other operation.')
+error('VDI_READONLY', 'vdi',
+      doc='The operation required write access but this VDI is read-only.')
+error('VDI_NOT_AVAILABLE', 'vdi',
+      doc='This VDI could not be found or its file cannot be used. Run sr-scan on its SR.')
+error('VDI_NOT_MANAGED', 'vdi',
+      doc='This operation cannot be performed on a VDI the storage manages itself (a base copy).')
+error('VDI_IS_A_PHYSICAL_DEVICE', 'vdi',
+      doc='The operation cannot be performed on a physical device.')
+error('VDI_TOO_SMALL', 'vdi', 'minimum size',
+      doc='The VDI is too small. Please resize it to at least the minimum size.')
+error('VDI_TOO_LARGE', 'vdi', 'maximum size',
+      doc='The VDI is too large for this format; the maximum size is given.')
+error('VDI_MISSING', 'sr', 'vdi',
+      doc='This VDI has no file in its SR. Run sr-scan, or forget the VDI.')
+error('VDI_LOCATION_MISSING', 'sr', 'location',
+      doc='No file with this location exists in the SR.')
+error('VDI_INCOMPATIBLE_TYPE', 'vdi', 'type',
+      doc='This operation cannot be performed because the specified VDI is of an incompatible type.')
+error('VDI_IS_NOT_ISO', 'vdi', 'type',
+      doc='This operation can only be performed on CD VDIs (iso files or CDROM drives).')
+error('VDI_IO_ERROR', 'reason',
+      doc='An I/O error occurred while reading or writing the VDI.')
+error('VDI_COPY_FAILED',
+      doc='The VDI copy action has failed.')
+error('LOCATION_NOT_UNIQUE', 'SR', 'location',
+      doc='A VDI with the specified location already exists within the SR.')
+error('SR_UNKNOWN_DRIVER', 'driver',
+      doc='The SR could not be connected because the driver was not recognised. See sr-list for the types this host supports (ext, nfs, iso, udev).')
+error('SR_BACKEND_FAILURE', 'status', 'stdout', 'stderr',
+      doc='The storage backend failed; the details follow.')
+error('SR_BACKEND_FAILURE_109', 'status', 'stdout', 'stderr',
+      doc='The snapshot chain is too long. Destroy some snapshots of this VDI (or copy it) and try again.')
+error('SR_HAS_NO_PBDS', 'sr',
+      doc='The SR has no attached PBDs. Create and plug a PBD first.')
+error('SR_NOT_ATTACHED', 'sr',
+      doc='The SR is not attached to this host. Plug its PBD (pbd-plug) first.')
+error('SR_ATTACH_FAILED', 'sr',
+      doc='Attaching this SR failed.')
+error('SR_OPERATION_NOT_SUPPORTED', 'sr',
+      doc='The SR backend does not support the operation (check the SR type and content type).')
+error('SR_UUID_EXISTS', 'uuid',
+      doc='An SR with that uuid already exists.')
+error('SR_DEVICE_IN_USE',
+      doc='The SR operation cannot be performed because a device underlying the SR is in use by the host.')
+error('IMPORT_ERROR', 'msg',
+      doc='The import failed.')
+error('IMPORT_ERROR_PREMATURE_EOF',
+      doc='The stream ended before the image was complete.')
 error('VBD_CDS_MUST_BE_READONLY',
       doc='Read/write CDs are not supported.')
 error('VBD_NOT_REMOVABLE_MEDIA', 'vbd',

@@ -7,6 +7,7 @@
 
 #include "api/routes.h"
 #include "api/rpc.h"
+#include "api/vdi_http.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
 
@@ -15,6 +16,7 @@ static const struct {
     const size_t *n;
 } modules[] = {
     {rpc_routes, &rpc_nroutes},
+    {vdi_http_routes, &vdi_http_nroutes},
 };
 
 static HttpRoute *table;
