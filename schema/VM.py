@@ -85,6 +85,9 @@ message('set_memory_static_range', 'void', ('VM ref', 'self'), ('int', 'min'), (
         role='vm-power-admin')
 message('set_memory_dynamic_range', 'void', ('VM ref', 'self'), ('int', 'min'), ('int', 'max'),
         role='vm-power-admin')
+# Import of an XVA (or a disk image) from a URL the server fetches (ops/vm_import.c).
+message('import', 'VM ref set', ('string', 'url'), ('SR ref', 'sr'), ('bool', 'full_restore'),
+        ('bool', 'force'), role='vm-admin')
 message('get_allowed_VBD_devices', 'string set', ('VM ref', 'vm'), role='read-only',
         async_=False)
 message('get_allowed_VIF_devices', 'string set', ('VM ref', 'vm'), role='read-only',

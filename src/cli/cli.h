@@ -156,6 +156,7 @@ void cli_register(CliCommandList *l, const CliCommand *cmds, size_t n);
 void cli_generic_commands(CliCommandList *l);
 void cli_help_commands(CliCommandList *l);
 void cli_storage_commands(CliCommandList *l);
+void cli_importexport_commands(CliCommandList *l);
 const CliCommandList *cli_all_commands(void);
 
 #endif

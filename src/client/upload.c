@@ -1,0 +1,98 @@
+/*
+ * HTTP PUT of a body read from a file descriptor as it is produced
+ * (upload.h).
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/upload.h"
+#include "util/strbuf.h"
+#include "util/xalloc.h"
+#include "util/banned.h"
+
+typedef struct Up {
+    int fd;
+    int read_errno;
+    uint64_t sent;
+    int64_t length;
+    StrBuf body;
+    XcTransferProgress progress;
+    void *opaque;
+} Up;
+
+static size_t read_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    Up *u = userdata;
+    for (;;) {
+        ssize_t k = read(u->fd, buf, size * nitems);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            u->read_errno = errno;
+            return CURL_READFUNC_ABORT;
+        }
+        u->sent += (uint64_t)k;
+        return (size_t)k;
+    }
+}
+
+static size_t body_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    Up *u = userdata;
+    if (u->body.len < 65536)
+        strbuf_add(&u->body, ptr, size * nmemb);
+    return size * nmemb;
+}
+
+static int xferinfo(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                    curl_off_t ulnow)
+{
+    Up *u = p;
+    if (!u->progress)
+        return 0;
+    return u->progress(u->opaque, u->sent, u->length > 0 ? (uint64_t)u->length : 0) ? 0 : 1;
+}
+
+bool xc_http_put_fd(XcConn *c, const char *path_query, int fd, int64_t length,
+                    XcTransferProgress progress, void *opaque, XcTransferResult *res)
+{
+    memset(res, 0, sizeof(*res));
+    Up u = {.fd = fd, .length = length, .progress = progress, .opaque = opaque};
+    strbuf_init(&u.body, 0);
+    CURL *h = xc_transfer_handle(c, path_query);
+    if (!h) {
+        res->error = xstrdup("cannot set up the transfer");
+        return false;
+    }
+    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
+    curl_easy_setopt(h, CURLOPT_READDATA, &u);
+    if (length >= 0)
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)length);
+    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &u);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &u);
+    struct curl_slist *hdr = curl_slist_append(NULL, "Expect:");
+    hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
+    if (length < 0)
+        hdr = curl_slist_append(hdr, "Transfer-Encoding: chunked");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->http_status);
+    if (u.read_errno)
+        res->error = xasprintf("cannot read the data to send: %s", strerror(u.read_errno));
+    else if (rc == CURLE_ABORTED_BY_CALLBACK)
+        res->error = xstrdup("cancelled");
+    else if (rc != CURLE_OK)
+        res->error = xasprintf("transfer failed: %s", curl_easy_strerror(rc));
+    res->body = strbuf_detach(&u.body, NULL);
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    return !res->error && res->http_status == 200;
+}
