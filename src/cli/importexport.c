@@ -646,7 +646,9 @@ static int import_v1(Cli *cli, const char *path, const char *sr)
         Producer p = {.ova = xml, .ova_len = xml_len, .disks = disks, .n_disks = app->n_vdis};
         for (size_t i = 0; i < app->n_vdis; i++) {
             dd[i].dir = xasprintf("%s/%s", app->dir, app->vdis[i].path);
-            disks[i] = (XvaExportDisk){.id = app->vdis[i].name, .size = app->vdis[i].size,
+            /* Sectors, as the server makes the disk (ops/vm_xva.h: xva_v1_disk_size). */
+            uint64_t size = (app->vdis[i].size + 511) / 512 * 512;
+            disks[i] = (XvaExportDisk){.id = app->vdis[i].name, .size = size,
                                        .source = {.ctx = &dd[i], .read = v1_read}};
             p.total += app->vdis[i].size;
         }
@@ -816,7 +818,8 @@ static bool looks_like_xva(const char *filename)
         return true;
     if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd)
         return true;
-    return n == 512 && !memcmp(b, "ova.xml", 8);
+    /* Any tar archive: the server says whether it is an XVA. */
+    return n == 512 && (!memcmp(b + 257, "ustar", 5) || !memcmp(b, "ova.xml", 8));
 }
 
 static int cmd_vm_import(Cli *cli, const CliCommand *cmd)

@@ -97,16 +97,32 @@ static void drop_before(OpsVdiWriter *w, uint64_t off)
 
 /* ---- the writer's source (its own thread) ------------------------------------------------- */
 
-/* Waits until something at or after off is queued, or the end. Returns 0,
- * or -ECANCELED when told to stop. */
-static int wait_for(OpsVdiWriter *w, uint64_t off)
+/* Drops the zero extents at the head that end at or before off. Data is
+ * dropped by reads only: a status query may look past data not read yet
+ * (the rest of a cluster). */
+static void drop_zero_before(OpsVdiWriter *w, uint64_t off)
+{
+    while (w->qlen && !qat(w, 0)->data && qat(w, 0)->off + qat(w, 0)->len <= off)
+        drop_head(w);
+}
+
+/* The index of the first queued extent that ends after off, waiting for
+ * the producer if needed; -1 at the end (closed, nothing queued there),
+ * -2 when told to stop. */
+static long wait_for(OpsVdiWriter *w, uint64_t off, bool reading)
 {
     for (;;) {
         if (w->stop)
-            return -ECANCELED;
-        drop_before(w, off);
-        if (w->qlen || w->closed)
-            return 0;
+            return -2;
+        if (reading)
+            drop_before(w, off);
+        else
+            drop_zero_before(w, off);
+        for (size_t i = 0; i < w->qlen; i++)
+            if (qat(w, i)->off + qat(w, i)->len > off)
+                return (long)i;
+        if (w->closed)
+            return -1;
         pthread_cond_wait(&w->cv, &w->lock);
     }
 }
@@ -115,26 +131,26 @@ static int src_status(void *opaque, uint64_t off, uint64_t maxlen, ImgExtent *ex
 {
     OpsVdiWriter *w = opaque;
     pthread_mutex_lock(&w->lock);
-    int r = wait_for(w, off);
-    if (r < 0) {
+    long i = wait_for(w, off, false);
+    if (i == -2) {
         pthread_mutex_unlock(&w->lock);
         return img_error_set(err, ECANCELED, "the import was stopped");
     }
     uint64_t len;
     ImgExtentKind kind;
-    if (!w->qlen) {
+    if (i < 0) {
         len = maxlen; /* closed: the rest is zeros */
         kind = IMG_EXTENT_ZERO;
-    } else if (off < qat(w, 0)->off) {
-        len = qat(w, 0)->off - off;
+    } else if (off < qat(w, (size_t)i)->off) {
+        len = qat(w, (size_t)i)->off - off;
         kind = IMG_EXTENT_ZERO;
     } else {
-        Extent *e = qat(w, 0);
+        Extent *e = qat(w, (size_t)i);
         bool data = e->data;
         uint64_t end = e->off + e->len;
         /* Longer runs: follow queued extents of the same kind. */
-        for (size_t i = 1; i < w->qlen; i++) {
-            Extent *n = qat(w, i);
+        for (size_t k = (size_t)i + 1; k < w->qlen; k++) {
+            Extent *n = qat(w, k);
             if (n->data != data || (n->off != end && data))
                 break;
             end = n->off + n->len;
@@ -153,19 +169,20 @@ static int src_read(void *opaque, uint64_t off, size_t len, void *buf, ImgError 
     uint8_t *out = buf;
     pthread_mutex_lock(&w->lock);
     while (len) {
-        if (wait_for(w, off) < 0) {
+        long i = wait_for(w, off, true);
+        if (i == -2) {
             pthread_mutex_unlock(&w->lock);
             return img_error_set(err, ECANCELED, "the import was stopped");
         }
         size_t n;
-        if (!w->qlen) {
+        if (i < 0) {
             n = len;
             memset(out, 0, n);
-        } else if (off < qat(w, 0)->off) {
-            n = (size_t)MIN((uint64_t)len, qat(w, 0)->off - off);
+        } else if (off < qat(w, (size_t)i)->off) {
+            n = (size_t)MIN((uint64_t)len, qat(w, (size_t)i)->off - off);
             memset(out, 0, n);
         } else {
-            Extent *e = qat(w, 0);
+            Extent *e = qat(w, (size_t)i);
             n = (size_t)MIN((uint64_t)len, e->off + e->len - off);
             if (e->data) {
                 /* The producer never touches queued data: copy unlocked. */

@@ -489,7 +489,9 @@ static bool plan_vdi(Importer *im, ImpObj *o, XsError **errp)
         return true;
     int64_t size;
     if (!snap_int(o->snap, "virtual_size", &size)) {
-        import_error(im, errp, "VDI %s in ova.xml has no usable virtual_size", o->id);
+        import_error(im, errp, "VDI %s in ova.xml has an absurd virtual size ('%.40s'): a disk "
+                     "has a positive size, a multiple of 512, of at most 1 PiB", o->id,
+                     snap_str(o->snap, "virtual_size"));
         return false;
     }
     if (size <= 0 || size % 512 || (uint64_t)size > XVA_READ_MAX_DISK_SIZE) {
@@ -935,12 +937,13 @@ static bool made_up_v1(Importer *im, const XvaV1Appliance *app, XsError **errp)
     made_up_add(im, "SR", "Ref:sr", sr);
     for (size_t i = 0; i < app->n_vdis; i++) {
         const XvaV1Vdi *d = &app->vdis[i];
-        if (d->size == 0 || d->size % 512 || d->size > XVA_READ_MAX_DISK_SIZE) {
+        if (d->size == 0 || d->size > XVA_READ_MAX_DISK_SIZE) {
             import_error(im, errp, "vdi '%s' of the appliance has an absurd size (%" PRIu64 ")",
                          d->name, d->size);
             return false;
         }
-        made_up_add(im, "VDI", d->name, made_up_vdi(d->name, "", d->size,
+        /* Version 1 sizes are any byte count: the disk is rounded up to a sector. */
+        made_up_add(im, "VDI", d->name, made_up_vdi(d->name, "", xva_v1_disk_size(d->size),
                                                      v1_variety_type(d->variety)));
     }
     bool used[16] = {false};
@@ -1025,6 +1028,25 @@ static bool made_up_image(Importer *im, XsError **errp)
     return true;
 }
 
+/* True if the document's root element is <appliance> (version 1). */
+static bool is_v1_xml(const char *xml, size_t len)
+{
+    size_t i = 0;
+    for (;;) {
+        while (i < len && (xml[i] == ' ' || xml[i] == '\n' || xml[i] == '\r' || xml[i] == '\t'))
+            i++;
+        if (len - i >= 2 && (!strncmp(xml + i, "<?", 2) || !strncmp(xml + i, "<!", 2))) {
+            /* A declaration, a comment or a doctype: skip to its end. */
+            const char *end = memchr(xml + i, '>', len - i);
+            if (!end)
+                return false;
+            i = (size_t)(end - xml) + 1;
+            continue;
+        }
+        return len - i >= 10 && !strncmp(xml + i, "<appliance", 10);
+    }
+}
+
 /* ---- the plan, whatever the source -------------------------------------------------------------- */
 
 /* ova.xml (either version), or the made-up objects: plans under the read
@@ -1036,10 +1058,7 @@ static bool plan_import(Importer *im, const char *xml, size_t len, XsError **err
     if (im->kind == OPS_IMPORT_IMAGE) {
         ok = made_up_image(im, errp);
     } else {
-        size_t i = 0;
-        while (i < len && (xml[i] == ' ' || xml[i] == '\n' || xml[i] == '\r' || xml[i] == '\t'))
-            i++;
-        if (len - i >= 10 && !strncmp(xml + i, "<appliance", 10)) {
+        if (is_v1_xml(xml, len)) {
             XvaV1Appliance *app = NULL;
             XvaError xe = {0};
             if (xva_v1_parse(xml, len, &app, &xe) < 0) {
@@ -1497,6 +1516,15 @@ static bool create_all(Importer *im, XsError **errp)
     return true;
 }
 
+/* Removes the files of a failed import (records never existed). */
+static void drop_files(Importer *im)
+{
+    for (size_t i = 0; i < im->n; i++) {
+        ops_vdi_writer_free(im->objs[i].writer);
+        im->objs[i].writer = NULL;
+    }
+}
+
 /* ---- reading a stream ------------------------------------------------------------------------- */
 
 static bool run_stream(Importer *im, const XvaInput *in, XsError **errp)
@@ -1903,6 +1931,8 @@ static void *upload_thread(void *arg)
     OpsCancelWatch *w = ops_cancel_watch_start(u->im.ctx, &u->im.cancel);
     bool ok = run_stream(&u->im, &in, &e);
     ops_cancel_watch_stop(w);
+    if (!ok)
+        drop_files(&u->im); /* now, not when the client goes away */
     pthread_mutex_lock(&u->lock);
     u->done = true;
     u->ok = ok;

@@ -28,6 +28,13 @@
 #define HX_XVA_XAPI_MAJOR 25
 #define HX_XVA_XAPI_MINOR 33
 
+/* The virtual size of the disk made from a version-1 vdi of size bytes:
+ * rounded up to a whole sector (xe streams it padded with zeros). */
+static inline uint64_t xva_v1_disk_size(uint64_t size)
+{
+    return (size + 511) / 512 * 512;
+}
+
 /* ---- export ---------------------------------------------------------------------------- */
 
 typedef struct OpsVmExportOptions {
