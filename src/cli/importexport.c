@@ -157,23 +157,24 @@ static bool watch_cb(void *opaque, uint64_t done, uint64_t total)
 static XsValue *task_outcome(Cli *cli, const char *task, const XcTransferResult *res,
                              const char *filename)
 {
-    if (!res->http_status) {
-        cli_fail(cli, "%s: %s", filename, res->error ? res->error : "no answer from the server");
-        return NULL;
-    }
-    /* The handler finishes the task as the transfer ends; give it a moment. */
-    for (int i = 0; i < 100; i++) {
+    /* The handler finishes the task as the transfer ends; give it a moment.
+     * A transfer we stopped because the task failed has its story there. */
+    for (int i = 0;; i++) {
         char status[16];
         double p;
         if (!task_state(cli, task, status, &p))
             break;
         if (strcmp(status, "pending") && strcmp(status, "cancelling"))
             return cli_wait_task(cli, task, NULL);
+        if (res->http_status == 200 && i >= 30)
+            return cli_wait_task(cli, task, NULL); /* still working: wait for it */
         if (res->http_status != 200 && i >= 30)
-            break;
+            break; /* the server never took the task over */
         usleep(100 * 1000);
-        if (res->http_status == 200 && i == 99)
-            return cli_wait_task(cli, task, NULL);
+    }
+    if (!res->http_status) {
+        cli_fail(cli, "%s: %s", filename, res->error ? res->error : "no answer from the server");
+        return NULL;
     }
     const char *body = res->body && *res->body ? res->body : "the server refused the transfer";
     cli_fail(cli, "%s", body);
@@ -241,7 +242,7 @@ static int export_one(Cli *cli, const char *vm_ref, const char *vm_uuid, const c
     free(ref);
     Watch w = {.cli = cli, .task = task};
     XcTransferResult res;
-    bool ok = xc_http_get_file(cli->conn, path, filename, watch_cb, &w, &res);
+    bool ok = xc_http_get_stream(cli->conn, path, filename, watch_cb, &w, &res);
     free(path);
     if (w.shown > 0)
         cli_progress(cli, 1.0, true);

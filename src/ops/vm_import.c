@@ -1910,14 +1910,119 @@ bool ops_vm_import(OpsCtx *ctx, const char *url, const char *sr, bool full_resto
 
 /* ---- uploads (HTTP) ----------------------------------------------------------------------------- */
 
+/*
+ * The body of an upload goes from the HTTP thread to the import's reader
+ * through a ring in memory: the HTTP thread copies each chunk in (waiting
+ * when it is full), the reader copies out. No system call per chunk, and
+ * the reader's wait is cut short by a cancel.
+ */
+#define FEED_BYTES (4u * 1024 * 1024)
+
+typedef struct Feed {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    uint8_t *buf;
+    size_t head, used;
+    bool eof;    /* the writer said everything */
+    bool closed; /* the reader went away */
+    const atomic_bool *cancel;
+} Feed;
+
+static void feed_init(Feed *f, const atomic_bool *cancel)
+{
+    memset(f, 0, sizeof(*f));
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->buf = xmalloc(FEED_BYTES);
+    f->cancel = cancel;
+}
+
+static void feed_release(Feed *f)
+{
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->cv);
+    free(f->buf);
+}
+
+/* Copies len bytes in; false once the reader is gone. */
+static bool feed_push(Feed *f, const uint8_t *p, size_t len)
+{
+    pthread_mutex_lock(&f->lock);
+    while (len) {
+        while (!f->closed && f->used == FEED_BYTES)
+            pthread_cond_wait(&f->cv, &f->lock);
+        if (f->closed) {
+            pthread_mutex_unlock(&f->lock);
+            return false;
+        }
+        size_t tail = (f->head + f->used) % FEED_BYTES;
+        size_t room = tail >= f->head ? FEED_BYTES - tail : f->head - tail;
+        if (f->used == 0)
+            room = FEED_BYTES - tail;
+        size_t n = MIN(room, len);
+        memcpy(f->buf + tail, p, n);
+        bool was_empty = f->used == 0;
+        f->used += n;
+        p += n;
+        len -= n;
+        if (was_empty)
+            pthread_cond_broadcast(&f->cv);
+    }
+    pthread_mutex_unlock(&f->lock);
+    return true;
+}
+
+static void feed_end(Feed *f, bool reader)
+{
+    pthread_mutex_lock(&f->lock);
+    if (reader)
+        f->closed = true;
+    else
+        f->eof = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* XvaInput.read: up to len bytes, 0 at the end, -ECANCELED on a cancel. */
+static ssize_t feed_read(void *ctx, void *buf, size_t len)
+{
+    Feed *f = ctx;
+    pthread_mutex_lock(&f->lock);
+    while (!f->used && !f->eof) {
+        if (f->cancel && atomic_load(f->cancel)) {
+            pthread_mutex_unlock(&f->lock);
+            return -ECANCELED;
+        }
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_nsec += 100 * 1000000L;
+        if (t.tv_nsec >= 1000000000L) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&f->cv, &f->lock, &t);
+    }
+    size_t n = MIN(len, f->used);
+    n = MIN(n, FEED_BYTES - f->head);
+    bool was_full = f->used == FEED_BYTES;
+    memcpy(buf, f->buf + f->head, n);
+    f->head = (f->head + n) % FEED_BYTES;
+    f->used -= n;
+    if (was_full)
+        pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->lock);
+    return (ssize_t)n;
+}
+
 struct OpsVmImport {
     Importer im;
-    int pipe_r, pipe_w;
+    Feed feed;
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t lock;
     bool done, ok; /* the import thread ended, and how */
     bool draining; /* everything needed arrived: the rest of the body is dropped */
+    bool ended;    /* the writer side said the body is complete */
     XsError *err;
     int64_t length;
     uint64_t received;
@@ -1926,7 +2031,7 @@ struct OpsVmImport {
 static void *upload_thread(void *arg)
 {
     OpsVmImport *u = arg;
-    XvaInput in = {.fd = u->pipe_r};
+    XvaInput in = {.fd = -1, .ctx = &u->feed, .read = feed_read};
     XsError *e = NULL;
     OpsCancelWatch *w = ops_cancel_watch_start(u->im.ctx, &u->im.cancel);
     bool ok = run_stream(&u->im, &in, &e);
@@ -1938,8 +2043,7 @@ static void *upload_thread(void *arg)
     u->ok = ok;
     u->err = e;
     pthread_mutex_unlock(&u->lock);
-    close(u->pipe_r); /* the uploader's next write fails */
-    u->pipe_r = -1;
+    feed_end(&u->feed, true); /* the uploader's next push fails */
     return NULL;
 }
 
@@ -1954,20 +2058,11 @@ OpsVmImport *ops_vm_import_begin(OpsCtx *ctx, const OpsVmImportOptions *o, int64
     importer_init(&u->im, ctx, o);
     u->length = length;
     pthread_mutex_init(&u->lock, NULL);
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) {
-        xs_err_internal_error(errp, strerror(errno));
-        importer_release(&u->im);
-        free(u);
-        return NULL;
-    }
-    fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
-    u->pipe_r = p[0];
-    u->pipe_w = p[1];
+    feed_init(&u->feed, &u->im.cancel);
     if (pthread_create(&u->thread, NULL, upload_thread, u) != 0) {
-        close(p[0]);
-        close(p[1]);
+        feed_release(&u->feed);
         importer_release(&u->im);
+        pthread_mutex_destroy(&u->lock);
         free(u);
         xs_err_internal_error(errp, "cannot start the import thread");
         return NULL;
@@ -1980,47 +2075,29 @@ bool ops_vm_import_data(OpsVmImport *u, const void *data, size_t len)
 {
     if (u->draining)
         return true;
-    if (u->pipe_w < 0)
-        return false;
-    const uint8_t *p = data;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t k = write(u->pipe_w, p + done, len - done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            /* The import thread stopped reading: finished, or failed. */
-            pthread_mutex_lock(&u->lock);
-            bool ok = u->done && u->ok;
-            pthread_mutex_unlock(&u->lock);
-            if (!ok && !u->done) {
-                /* Closed before it said how it ended: wait for it. */
-                pthread_join(u->thread, NULL);
-                u->thread_started = false;
-                ok = u->ok;
-            }
-            if (ok) {
-                u->draining = true;
-                return true;
-            }
-            return false;
-        }
-        done += (size_t)k;
+    if (feed_push(&u->feed, data, len)) {
+        u->received += len;
+        return true;
     }
-    u->received += len;
-    return true;
+    /* The import thread stopped reading: finished, or failed. */
+    if (u->thread_started) {
+        pthread_join(u->thread, NULL);
+        u->thread_started = false;
+    }
+    if (u->ok) {
+        u->draining = true;
+        return true;
+    }
+    return false;
 }
 
 static void upload_free(OpsVmImport *u)
 {
-    if (u->pipe_w >= 0)
-        close(u->pipe_w);
-    u->pipe_w = -1;
+    feed_end(&u->feed, false);
     if (u->thread_started)
         pthread_join(u->thread, NULL);
     u->thread_started = false;
-    if (u->pipe_r >= 0)
-        close(u->pipe_r);
+    feed_release(&u->feed);
     xs_error_free(u->err);
     importer_release(&u->im);
     pthread_mutex_destroy(&u->lock);
@@ -2030,8 +2107,7 @@ static void upload_free(OpsVmImport *u)
 bool ops_vm_import_finish(OpsVmImport *u, XsValue **result, XsError **errp)
 {
     /* End of the body: the reader sees the end of the stream. */
-    close(u->pipe_w);
-    u->pipe_w = -1;
+    feed_end(&u->feed, false);
     if (u->thread_started) {
         pthread_join(u->thread, NULL);
         u->thread_started = false;
