@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "api/console.h"
 #include "api/routes.h"
 #include "api/rpc.h"
 #include "api/vdi_http.h"
@@ -17,6 +18,7 @@ static const struct {
     const size_t *n;
 } modules[] = {
     {rpc_routes, &rpc_nroutes},
+    {console_routes, &console_nroutes},
     {vdi_http_routes, &vdi_http_nroutes},
     {xva_http_routes, &xva_http_nroutes},
 };

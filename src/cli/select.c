@@ -48,7 +48,7 @@ bool cli_select_vms(Cli *cli, const CliCommand *cmd, unsigned flags, CliSelectio
         kept[sub.nparams++] = cli->params[i];
     }
     bool selected = cli_select(&sub, &xs_class_VM, filters.buf, true, &all);
-    cli->cache = sub.cache; /* the records fetched for sub are cli's too */
+    cli->cache = sub.cache; /* records fetched for sub are the command's cache too */
     if (selected) {
         for (size_t i = 0; i < all.n; i++) {
             const XsValue *r = all.records[i];

@@ -386,6 +386,7 @@ bool ops_vdi_destroy(OpsCtx *ctx, const char *self, XsError **errp)
         free(msg);
         goto fail;
     }
+    storage_crash_point("destroy-trashed");
     DbTxn *txn = db_begin(db);
     vdi = db_get_class(db, XS_CLASS_VDI, self);
     sr = db_get_class(db, XS_CLASS_SR, sr_ref);
@@ -408,6 +409,7 @@ bool ops_vdi_destroy(OpsCtx *ctx, const char *self, XsError **errp)
         ops_sr_unlock(sr_uuid);
         goto fail;
     }
+    storage_crash_point("destroy-committed");
     vdi_file_purge(dir, uuid);
     free(token);
     token = NULL;
@@ -738,6 +740,7 @@ static bool clone_common(OpsCtx *ctx, const char *self, bool snapshot, char **re
         free(msg);
         goto unlock;
     }
+    storage_crash_point("snapshot-files");
     if (vbd && !sibling) {
         _cleanup_free_ char *tmp_leaf = vdi_file_path(dir, uuid, VDI_NAME_TMP);
         if (!hooks.snapshot(ctx, vbd, tmp_leaf, errp)) {
@@ -812,9 +815,12 @@ static bool clone_common(OpsCtx *ctx, const char *self, bool snapshot, char **re
         }
         goto abort_files;
     }
+    storage_crash_point("snapshot-committed");
     r = 0;
     if (!sibling) {
         r = vdi_file_publish(dir, buuid, &msg);
+        if (r == 0)
+            storage_crash_point("snapshot-half-published");
         if (r == 0)
             r = vdi_file_publish(dir, uuid, &msg);
     }

@@ -75,6 +75,7 @@ static ImgProgress img_progress_of(IoProgress *p)
 /* A source of `size` bytes whose start is another source (the rest: zeros). */
 typedef struct PadSource {
     const ImgSource *inner;
+    bool delta; /* beyond the inner source and its holes: left to a backing file */
 } PadSource;
 
 static int pad_read(void *opaque, uint64_t off, size_t len, void *buf, ImgError *err)
@@ -96,21 +97,75 @@ static int pad_status(void *opaque, uint64_t off, uint64_t maxlen, ImgExtent *ex
     PadSource *p = opaque;
     uint64_t isz = p->inner->virtual_size;
     if (off >= isz) {
-        *ext = (ImgExtent){off, maxlen, IMG_EXTENT_ZERO};
+        *ext = (ImgExtent){off, maxlen, p->delta ? IMG_EXTENT_UNALLOCATED : IMG_EXTENT_ZERO};
         return 0;
     }
     int r = p->inner->block_status(p->inner->opaque, off, MIN(maxlen, isz - off), ext, err);
-    if (r == 0 && ext->kind == IMG_EXTENT_UNALLOCATED)
+    if (r == 0 && ext->kind == IMG_EXTENT_UNALLOCATED && !p->delta)
         ext->kind = IMG_EXTENT_ZERO;
     return r;
+}
+
+/* A delta (the top layer of top) over base: status from the delta, reads from
+ * whichever layer holds each run, so that a cluster the delta covers only in
+ * part is written whole and right. */
+typedef struct MergeSource {
+    ImgReader *top;
+    ImgReader *base;
+} MergeSource;
+
+static int merge_read(void *opaque, uint64_t off, size_t len, void *buf, ImgError *err)
+{
+    MergeSource *m = opaque;
+    uint64_t tsz = img_reader_virtual_size(m->top);
+    uint64_t bsz = img_reader_virtual_size(m->base);
+    uint8_t *p = buf;
+    while (len > 0) {
+        ImgExtent e = {off, len, IMG_EXTENT_UNALLOCATED};
+        if (off < tsz) {
+            int r = img_block_status(m->top, off, MIN((uint64_t)len, tsz - off),
+                                     IMG_STATUS_TOP_ONLY, &e, err);
+            if (r < 0)
+                return r;
+        }
+        size_t n = (size_t)MIN(e.length, (uint64_t)len);
+        ImgReader *from = e.kind == IMG_EXTENT_UNALLOCATED ? m->base : m->top;
+        uint64_t fsz = from == m->base ? bsz : tsz;
+        size_t have = off < fsz ? (size_t)MIN((uint64_t)n, fsz - off) : 0;
+        if (have) {
+            ssize_t k = img_read(from, off, have, p, err);
+            if (k < 0)
+                return (int)k;
+            if ((size_t)k < have)
+                memset(p + k, 0, have - (size_t)k);
+        }
+        memset(p + have, 0, n - have);
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int merge_status(void *opaque, uint64_t off, uint64_t maxlen, ImgExtent *ext,
+                        ImgError *err)
+{
+    MergeSource *m = opaque;
+    uint64_t tsz = img_reader_virtual_size(m->top);
+    if (off >= tsz) {
+        *ext = (ImgExtent){off, maxlen, IMG_EXTENT_UNALLOCATED};
+        return 0;
+    }
+    return img_block_status(m->top, off, MIN(maxlen, tsz - off), IMG_STATUS_TOP_ONLY, ext, err);
 }
 
 /* ---- writing a fresh qcow2 ------------------------------------------------------------------------- */
 
 /* Writes src as the tmp file of uuid in dir. On failure the file is removed and
  * *errp set (SR_FULL for a full disk, TASK_CANCELLED, VDI_IO_ERROR...). */
-static bool write_tmp(OpsCtx *ctx, const char *dir, const char *uuid, const ImgSource *src,
-                      IoProgress *prog, XsError **errp)
+static bool write_tmp_backed(OpsCtx *ctx, const char *dir, const char *uuid,
+                             const ImgSource *src, const char *backing_uuid, IoProgress *prog,
+                             XsError **errp)
 {
     _cleanup_free_ char *tmp = vdi_file_path(dir, uuid, VDI_NAME_TMP);
     unlink(tmp);
@@ -121,9 +176,13 @@ static bool write_tmp(OpsCtx *ctx, const char *dir, const char *uuid, const ImgS
     }
     ImgWriteOptions wo;
     img_write_options_init(&wo);
+    char *backing = backing_uuid ? xasprintf("%s.qcow2", backing_uuid) : NULL;
+    wo.backing_file = backing;
+    wo.backing_format = backing ? "qcow2" : NULL;
     ImgProgress ip = img_progress_of(prog);
     ImgError ie = {0};
     int r = img_write(src, IMG_FORMAT_QCOW2, &wo, fd, &ip, &ie);
+    free(backing);
     if (r == 0 && close(fd) != 0)
         r = -errno;
     else if (r < 0)
@@ -143,6 +202,12 @@ static bool write_tmp(OpsCtx *ctx, const char *dir, const char *uuid, const ImgS
     return true;
 }
 
+static bool write_tmp(OpsCtx *ctx, const char *dir, const char *uuid, const ImgSource *src,
+                      IoProgress *prog, XsError **errp)
+{
+    return write_tmp_backed(ctx, dir, uuid, src, NULL, prog, errp);
+}
+
 /* Bytes a conversion of r may write at most: the allocation of its files. */
 static uint64_t chain_allocation(ImgReader *r)
 {
@@ -151,6 +216,8 @@ static uint64_t chain_allocation(ImgReader *r)
         sum += img_reader_allocated_bytes(p);
     return MIN(sum, img_reader_virtual_size(r) + vdi_file_metadata_size(img_reader_virtual_size(r)));
 }
+
+static ImgReader *open_image(const char *path, ImgFormat fmt, unsigned flags, XsError **errp);
 
 /* ---- VDI checks ----------------------------------------------------------------------------------------- */
 
@@ -240,6 +307,7 @@ static bool target_commit(OpsCtx *ctx, Target *t, XsError **errp)
         return false;
     }
     char *msg = NULL;
+    storage_crash_point("import-written");
     int r = vdi_file_publish(t->dir, t->uuid, &msg);
     if (r < 0) {
         ops_sr_unlock(t->sr_uuid);
@@ -285,6 +353,100 @@ static bool target_fill(OpsCtx *ctx, Target *t, const ImgSource *src, XsError **
     return target_commit(ctx, t, errp);
 }
 
+/*
+ * Applies a delta image (the top layer of a differencing VHD or an image with a
+ * backing file) onto t's current content: t's data becomes a base copy, a new
+ * overlay holds the delta, and the base copy is then merged into it (cost: the
+ * delta's size). Releases t's operation.
+ */
+static bool target_apply_delta(OpsCtx *ctx, Target *t, ImgReader *r, XsError **errp)
+{
+    Db *db = ctx->db;
+    uint64_t dsize = img_reader_virtual_size(r);
+    if (dsize > t->size) {
+        char m[32];
+        snprintf(m, sizeof(m), "%" PRIu64, dsize);
+        xs_err_vdi_too_small(errp, t->vdi_ref, m);
+        return false;
+    }
+    _cleanup_free_ char *cur = vdi_file_path(t->dir, t->uuid, VDI_NAME_FINAL);
+    ImgReader *base = open_image(cur, IMG_FORMAT_QCOW2, 0, errp);
+    if (!base)
+        return false;
+    MergeSource ms = {r, base};
+    ImgSource padded = {.virtual_size = t->size, .opaque = &ms, .read = merge_read,
+                        .block_status = merge_status};
+    char buuid[UUID_STR_LEN];
+    uuid_generate_str(buuid);
+    ops_sr_lock(t->sr_uuid);
+    db_read_lock(db);
+    DbObj *vdi = db_get_class(db, XS_CLASS_VDI, t->vdi_ref);
+    bool busy = !vdi || ops_vdi_is_attached(db, vdi);
+    char *old_parent = vdi ? xstrdup(ops_vdi_parent_uuid(vdi)) : NULL;
+    db_read_unlock(db);
+    bool ok = false;
+    char *msg = NULL;
+    if (busy) {
+        xs_err_vdi_in_use(errp, t->vdi_ref, "import");
+        goto out;
+    }
+    int rc = vdi_file_snapshot_tmp(t->dir, t->uuid, buuid, NULL, 0, t->size, &msg);
+    if (rc < 0) {
+        ops_sr_io_error(errp, rc, t->dir, msg);
+        free(msg);
+        goto out;
+    }
+    IoProgress prog;
+    io_progress_init(&prog, ctx, 0.5, 0.3);
+    if (!write_tmp_backed(ctx, t->dir, t->uuid, &padded, buuid, &prog, errp)) {
+        vdi_file_snapshot_abort(t->dir, t->uuid, buuid, NULL, 0);
+        goto out;
+    }
+    DbTxn *txn = db_begin(db);
+    vdi = db_get_class(db, XS_CLASS_VDI, t->vdi_ref);
+    DbObj *sr = db_get_class(db, XS_CLASS_SR, t->sr_ref);
+    DbObj *b = vdi && sr ? db_create(txn, XS_CLASS_VDI, NULL, buuid, errp) : NULL;
+    if (!b) {
+        db_abort(txn);
+        vdi_file_snapshot_abort(t->dir, t->uuid, buuid, NULL, 0);
+        goto out;
+    }
+    OpsVdiSpec bs = {.virtual_size = (int64_t)t->size, .name_label = OPS_BASE_COPY_NAME,
+                     .type = db_enum(vdi, F_VDI_TYPE), .read_only = true};
+    ops_vdi_init_record(txn, b, sr, &bs, old_parent);
+    db_set_bool(txn, b, F_VDI_MANAGED, false);
+    db_map_set(txn, vdi, F_VDI_SM_CONFIG, "vhd-parent", buuid);
+    ops_vdi_update_depths_txn(txn, sr, vdi);
+    if (!db_commit(txn, errp)) {
+        vdi_file_snapshot_abort(t->dir, t->uuid, buuid, NULL, 0);
+        goto out;
+    }
+    storage_crash_point("delta-committed");
+    if (vdi_file_publish(t->dir, buuid, &msg) < 0 || vdi_file_publish(t->dir, t->uuid, &msg) < 0) {
+        log_error("VDI %s: applying a delta: %s (sr-scan finishes it)", t->uuid, msg);
+        free(msg);
+    }
+    /* Merge the old content into the new overlay now (the VDI must not look busy). */
+    ops_op_end(ctx, XS_CLASS_VDI, t->vdi_ref, t->token);
+    free(t->token);
+    t->token = NULL;
+    ops_vdi_chain_gc(ctx, t->sr_ref, t->dir, buuid);
+    txn = db_begin(db);
+    vdi = db_get_class(db, XS_CLASS_VDI, t->vdi_ref);
+    sr = db_get_class(db, XS_CLASS_SR, t->sr_ref);
+    if (vdi)
+        ops_vdi_refresh_from_file(txn, vdi, t->dir);
+    if (sr)
+        ops_sr_refresh_sizes_txn(txn, sr, t->dir);
+    db_commit(txn, NULL);
+    ok = true;
+out:
+    ops_sr_unlock(t->sr_uuid);
+    img_reader_free(base);
+    free(old_parent);
+    return ok;
+}
+
 /* Creates a VDI in sr from src (virtual size: spec's or src's). */
 static bool new_vdi_from_source(OpsCtx *ctx, const char *sr_ref, const OpsVdiSpec *spec_in,
                                 const ImgSource *src, uint64_t need, char **ret, XsError **errp)
@@ -326,6 +488,7 @@ static bool new_vdi_from_source(OpsCtx *ctx, const char *sr_ref, const OpsVdiSpe
         free(sr_uuid);
         return false;
     }
+    storage_crash_point("copy-written");
     DbTxn *txn = db_begin(db);
     sr = db_get_class(db, XS_CLASS_SR, sr_ref);
     DbObj *v = sr ? db_create(txn, XS_CLASS_VDI, NULL, uuid, errp) : NULL;
@@ -350,6 +513,7 @@ static bool new_vdi_from_source(OpsCtx *ctx, const char *sr_ref, const OpsVdiSpe
         free(sr_uuid);
         return false;
     }
+    storage_crash_point("copy-committed");
     char *msg = NULL;
     if (vdi_file_publish(dir, uuid, &msg) < 0) {
         log_error("new VDI %s: %s", uuid, msg);
@@ -717,6 +881,8 @@ bool ops_vdi_upload_data(OpsVdiUpload *u, const void *data, size_t len)
         if (u->received / (64 * MiB) != (u->received + len) / (64 * MiB) && u->length > 0)
             io_progress(&u->prog, (u->received + len) / 2, (uint64_t)u->length);
     }
+    if (u->received < 4 * MiB && u->received + len >= 4 * MiB)
+        storage_crash_point("import-streaming");
     u->received += len;
     if (u->ctx->task && ops_cancelled(u->ctx)) {
         atomic_store(&u->prog.cancel, true);
@@ -786,10 +952,19 @@ bool ops_vdi_upload_finish(OpsVdiUpload *u, XsError **errp)
         } else {
             _cleanup_free_ char *sp = vdi_file_path(u->t.dir, u->spool_uuid, VDI_NAME_TMP);
             ImgError ie = {0};
-            ImgOpenOptions o = {.format = u->fmt, .flags = IMG_OPEN_NO_EXTERNAL};
-            ImgReader *r = img_open_fd(u->spool_fd, sp, &o, &ie);
+            /* The top layer alone: an image that names a parent is a delta applied
+             * onto the VDI's content (no other file of the host is ever opened). */
+            ImgOpenOptions o = {.format = u->fmt, .flags = IMG_OPEN_NO_BACKING};
+            ImgReader *r = img_open_fd(u->spool_fd, "the uploaded image", &o, &ie);
+            const char *pn = r ? img_reader_parent_name(r) : NULL;
+            bool delta = r && ((pn && *pn) || strcmp(img_reader_subformat(r), "differencing") == 0);
+            (void)sp;
             if (!r) {
                 xs_err_import_error(&u->err, ie.msg[0] ? ie.msg : "the image cannot be read");
+            } else if (delta) {
+                io_progress_init(&u->prog, u->ctx, 0.5, 0.5);
+                ok = target_apply_delta(u->ctx, &u->t, r, &u->err);
+                img_reader_free(r);
             } else {
                 ImgSource s;
                 img_source_from_reader(&s, r, false);

@@ -13,6 +13,7 @@
 #include "ops/vm.h"
 #include "util/log.h"
 #include "util/xalloc.h"
+#include "vmm/vmm.h"
 #include "util/banned.h"
 
 #define MAX_VCPUS 64
@@ -487,8 +488,21 @@ bool ops_vm_destroy(OpsCtx *ctx, const char *self, XsError **errp)
         db_abort(txn);
         return false;
     }
+    const XsValue *cur = &vm->fields[F_VM_CURRENT_OPERATIONS];
+    if (cur->n) {
+        xs_err_other_operation_in_progress(errp, "VM", self, xv_struct_val(cur, 0)->s,
+                                           xv_struct_key(cur, 0));
+        db_abort(txn);
+        return false;
+    }
+    char uuid[VMM_UUID_LEN + 1];
+    snprintf(uuid, sizeof(uuid), "%s", db_str(vm, F_VM_UUID));
     ops_vm_delete_records(txn, vm);
-    return db_commit(txn, errp);
+    if (!db_commit(txn, errp))
+        return false;
+    /* Its logs and sockets go with it. */
+    vmm_cleanup(ctx->env->run_dir, uuid, NULL);
+    return true;
 }
 
 bool ops_vm_after_set(OpsCtx *ctx, DbTxn *txn, DbObj *vm, int field, XsError **errp)

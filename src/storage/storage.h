@@ -183,6 +183,13 @@ int vdi_file_resize(const char *path, uint64_t size, char **err);
  * (-p output parsed); out/err output captured into *msg on failure. */
 int storage_qemu_img(const char *const *args, VdiProgressFn progress, void *opaque, char **msg);
 
+/*
+ * Test hook: when the environment variable HYPERXE_CRASH_AT names point, the
+ * process kills itself there with SIGKILL, as a crash would. Used by the
+ * crash tests to stop an operation at each step deterministically.
+ */
+void storage_crash_point(const char *point);
+
 /* Space a new empty qcow2 of size bytes needs (header, tables). */
 uint64_t vdi_file_metadata_size(uint64_t virtual_size);
 

@@ -124,6 +124,15 @@ int vdi_file_info(const char *path, VdiFileInfo *info, char **err)
     return 0;
 }
 
+void storage_crash_point(const char *point)
+{
+    const char *want = getenv("HYPERXE_CRASH_AT");
+    if (want && strcmp(want, point) == 0) {
+        fprintf(stderr, "crash point %s reached: killing myself\n", point);
+        raise(SIGKILL);
+    }
+}
+
 uint64_t vdi_file_metadata_size(uint64_t virtual_size)
 {
     /* Header, L1 (8 bytes per 512 MiB), refcount table and first block, and
@@ -385,11 +394,13 @@ int vdi_file_coalesce(const char *dir, const char *child, const char *parent,
     r = storage_qemu_img(args, progress, opaque, err);
     if (r < 0)
         return r;
+    storage_crash_point("coalesce-committed");
     r = fsync_path(ppath);
     if (r < 0)
         return set_err(err, r, "cannot flush %s: %s", ppath, strerror(-r));
     if (rename(ppath, cpath) != 0)
         return set_err(err, errno, "cannot rename %s to %s: %s", ppath, cpath, strerror(errno));
     fsync_path(dir);
+    storage_crash_point("coalesce-renamed");
     return 0;
 }
