@@ -525,15 +525,18 @@ static int transfer(Cli *cli, bool import)
     char *tid = url_escape(task);
     char *vid = url_escape(ref);
     char *fmt = url_escape(format ? format : "raw");
-    char *path = xasprintf("/%s?session_id=%s&task_id=%s&vdi=%s&format=%s",
-                           import ? "import_raw_vdi" : "export_raw_vdi", sid, tid, vid, fmt);
+    /* Uploads send only the file's data (XenServer's sparse "chunked" framing). */
+    char *path = xasprintf("/%s?session_id=%s&task_id=%s&vdi=%s&format=%s%s",
+                           import ? "import_raw_vdi" : "export_raw_vdi", sid, tid, vid, fmt,
+                           import ? "&chunked=true" : "");
     free(sid);
     free(tid);
     free(vid);
     free(fmt);
     XferUi ui = {.cli = cli, .task = task};
     XcTransferResult res;
-    bool ok = import ? xc_http_put_file(cli->conn, path, filename, xfer_progress, &ui, &res)
+    bool ok = import ? xc_http_put_file_sparse(cli->conn, path, filename, xfer_progress, &ui,
+                                               &res)
                      : xc_http_get_file(cli->conn, path, filename, xfer_progress, &ui, &res);
     free(path);
     if (ui.shown > 0)
@@ -564,6 +567,9 @@ static int cmd_vdi_import(Cli *cli, const CliCommand *cmd)
 
 static int cmd_vdi_export(Cli *cli, const CliCommand *cmd)
 {
+    if (cli_has(cli, "base"))
+        return cli_fail(cli, "Differencing exports (base=) are not supported: export the whole "
+                             "VDI (leave out base=).");
     return transfer(cli, false);
 }
 
