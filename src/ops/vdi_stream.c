@@ -212,9 +212,8 @@ static void *writer_thread(void *arg)
     img_write_options_init(&wo);
     ImgProgress ip = {.cancel = &w->cancel};
     ImgError ie = {0};
+    /* Not flushed: VDI files have the database's durability (vdi_file_publish). */
     int r = img_write(&src, IMG_FORMAT_QCOW2, &wo, w->fd, &ip, &ie);
-    if (r == 0 && fsync(w->fd) != 0)
-        r = img_error_set(&ie, errno, "cannot flush the new VDI file: %s", strerror(errno));
     pthread_mutex_lock(&w->lock);
     w->result = r;
     w->ie = ie;
