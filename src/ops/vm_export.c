@@ -195,7 +195,16 @@ static void scrub(XsValue *rec, int cls, const OpsVmExportOptions *o, bool suspe
         xv_struct_set(rec, "current_operations", xv_struct());
         xv_struct_set(rec, "allowed_operations", xv_array());
         break;
-    case XS_CLASS_VDI:
+    case XS_CLASS_VDI: {
+        /* Our chain bookkeeping means nothing to another host's storage. */
+        XsValue *sm = (XsValue *)xv_struct_get(rec, "sm_config");
+        if (sm && sm->kind == XV_STRUCT) {
+            xv_struct_remove(sm, "vhd-parent");
+            xv_struct_remove(sm, "chain-depth");
+            xv_struct_remove(sm, "image-format");
+        }
+    }
+        /* fall through */
     case XS_CLASS_SR:
     case XS_CLASS_NETWORK:
         xv_struct_set(rec, "current_operations", xv_struct());

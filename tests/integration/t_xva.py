@@ -242,6 +242,7 @@ def check_ova(path, vm_uuid):
     for o in objs:
         if o["class"] == "VDI":
             assert o["snapshot"]["SR"] in ids, o
+            assert not {"vhd-parent", "image-format"} & set(o["snapshot"]["sm_config"]), o
     return doc, names
 
 
@@ -351,6 +352,48 @@ def test_templates_metadata_and_http():
     body = r.read()
     assert r.status == 403 and b"IMPORT_ERROR_CANNOT_HANDLE_CHUNKED" in body, (r.status, body)
     c.close()
+
+
+def test_snapshots():
+    """A VM with a snapshot (as a metadata export from XenServer carries it), the
+    snapshot exported as a template, and metadata exports with snapshots."""
+    rnd = random.Random(8)
+    base = X.disk_content(rnd, 3 * MiB, "dzd")
+    snapd = X.disk_content(rnd, 3 * MiB, "ddz")
+    objs = [
+        ("VM", "Ref:0", X.vm_rec("has-snapshot", ["Ref:1"], [], metrics=X.NULL,
+                                 snapshots=["Ref:3"])),
+        ("VBD", "Ref:1", X.vbd_rec("Ref:0", "Ref:2", "0", "xvda", bootable=True)),
+        ("VDI", "Ref:2", X.vdi_rec("base-disk", "Ref:6", len(base), ["Ref:1"])),
+        ("VM", "Ref:3", X.vm_rec("snap1", ["Ref:4"], [], metrics=X.NULL, is_a_snapshot=True,
+                                 is_a_template=True, snapshot_of="Ref:0",
+                                 snapshot_time=X.DT("20240102T03:04:05Z"))),
+        ("VBD", "Ref:4", X.vbd_rec("Ref:3", "Ref:5", "0", "xvda", bootable=True)),
+        ("VDI", "Ref:5", X.vdi_rec("snap-disk", "Ref:6", len(snapd), ["Ref:4"],
+                                   is_a_snapshot=True, snapshot_of="Ref:2")),
+        ("SR", "Ref:6", X.sr_rec("sr")),
+    ]
+    x = write(p("with-snap.xva"), X.xva(objs, {"Ref:2": base, "Ref:5": snapd}))
+    (new,) = new_uuids(xe("vm-import", "filename=" + x).stdout)  # snapshots are not listed
+    vm = vm_ref(new)
+    (snap,) = ok(S.VM.get_snapshots(SESS, vm))
+    srec = ok(S.VM.get_record(SESS, snap))
+    assert srec["is_a_snapshot"] and srec["snapshot_of"] == vm and srec["name_label"] == "snap1"
+    assert same_disk(write(p("snapd.raw"), snapd), devices(snap)[0]["0"][1])
+    su = srec["uuid"]
+    # A metadata export carries the snapshot, linked by id.
+    xe("vm-export", "uuid=" + new, "filename=" + p("meta-snap.xva"), "metadata=true",
+       "include-snapshots=true")
+    _, doc, _, _ = X.read_ova(p("meta-snap.xva"))
+    vms = [o for o in doc["objects"] if o["class"] == "VM"]
+    assert len(vms) == 2 and vms[1]["snapshot"]["snapshot_of"] == "Ref:0", vms
+    assert vms[1]["snapshot"]["is_a_snapshot"] is True
+    # snapshot-export-to-template: the snapshot becomes a template elsewhere.
+    xe("snapshot-export-to-template", "snapshot-uuid=" + su, "filename=" + p("s.xva"))
+    (t,) = new_uuids(xe("vm-import", "filename=" + p("s.xva")).stdout)
+    trec = ok(S.VM.get_record(SESS, vm_ref(t)))
+    assert trec["is_a_template"] and not trec["is_a_snapshot"] and trec["snapshot_of"] == X.NULL
+    assert same_disk(p("snapd.raw"), devices(vm_ref(t))[0]["0"][1])
 
 
 # ------------------------------------------------------------------------ XenServer's files
@@ -829,7 +872,8 @@ def main():
         with Daemon() as d:
             D = d
             setup()
-            run_tests([test_round_trip, test_templates_metadata_and_http, test_xenserver_files,
+            run_tests([test_round_trip, test_templates_metadata_and_http, test_snapshots,
+                       test_xenserver_files,
                        test_version1, test_disk_images, test_urls, test_bad_input,
                        test_cancel_import, test_cancel_export])
     finally:
