@@ -401,6 +401,9 @@ bool ops_vdi_writer_close(OpsVdiWriter *w, XsError **errp)
         w->thread_started = false;
     }
     int r = w->stop && w->result == 0 ? -ECANCELED : w->result;
+    if (w->fd >= 0 && close(w->fd) != 0 && r == 0)
+        r = img_error_set(&w->ie, errno, "cannot write the new VDI file: %s", strerror(errno));
+    w->fd = -1;
     if (r < 0 || w->err) {
         set_failure(w, r, errp);
         return false;

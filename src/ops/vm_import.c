@@ -50,6 +50,8 @@
 
 #define PIPE_BYTES (1u << 20)
 #define MAX_OBJECTS 100000
+/* ova.xml is parsed into memory whole: 16 MiB describes thousands of snapshots. */
+#define MAX_OVA_XML (16u * 1024 * 1024)
 /* Classes xapi writes into ova.xml; anything else is refused. */
 static const char *const known_classes[] = {
     "host", "VM",  "VM_metrics", "VM_guest_metrics", "VBD",      "VIF",      "network", "VDI",
@@ -613,13 +615,12 @@ static bool resolve_sr(Importer *im, XsError **errp)
         }
         free(r);
     }
-    if (!strcmp(db_str(sr, F_SR_CONTENT_TYPE), "iso") || !ops_sr_check_file_sr(sr, errp)) {
-        XsError *e = NULL;
-        xs_err_sr_operation_not_supported(&e, sr->ref);
-        xs_error_free(*errp);
-        *errp = e;
+    if (!strcmp(db_str(sr, F_SR_CONTENT_TYPE), "iso")) {
+        xs_err_sr_operation_not_supported(errp, sr->ref);
         return false;
     }
+    if (!ops_sr_check_file_sr(sr, errp))
+        return false;
     free(im->sr_ref);
     im->sr_ref = xstrdup(sr->ref);
     return true;
@@ -1532,7 +1533,8 @@ static bool run_stream(Importer *im, const XvaInput *in, XsError **errp)
     XvaImportSink sink = {.ctx = im, .ova_xml = sink_ova_xml, .disk_begin = sink_disk_begin,
                           .write = sink_write, .disk_end = sink_disk_end};
     XvaImportOptions xo = {.force = im->force, .progress = import_progress,
-                           .progress_ctx = im, .cancel = &im->cancel};
+                           .progress_ctx = im, .cancel = &im->cancel,
+                           .max_ova_xml = MAX_OVA_XML};
     XvaImportStats st = {0};
     XvaError xe = {0};
     int r;

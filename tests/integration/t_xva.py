@@ -249,7 +249,13 @@ def check_ova(path, vm_uuid):
 def test_round_trip():
     rnd = random.Random(1)
     d0 = X.disk_content(rnd, 40 * MiB, "dzdddzzzzzzdzzzzzzzzzzzzzzzzzzzzzzzzzzzd")
-    d1 = X.disk_content(rnd, 9 * MiB + 3 * 512, "zzdzzzzzdz")
+    # Many small extents at unaligned offsets: data and zeros inside clusters.
+    d1 = bytearray(9 * MiB + 3 * 512)
+    for _ in range(300):
+        off = rnd.randrange(len(d1))
+        n = min(len(d1) - off, rnd.randint(1, 200 * 1024))
+        d1[off:off + n] = rnd.randbytes(n) if rnd.random() < 0.8 else bytes(n)
+    d1 = bytes(d1)
     v0, raw0 = mkdisk("rt-disk0", d0)
     v1, raw1 = mkdisk("rt-disk1", d1)
     vm = ok(S.VM.create(SESS, vm_record("rt-vm", VCPUs_max="2", VCPUs_at_startup="2")))
