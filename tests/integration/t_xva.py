@@ -402,6 +402,59 @@ def test_snapshots():
     assert same_disk(p("snapd.raw"), devices(vm_ref(t))[0]["0"][1])
 
 
+def test_power_states():
+    """On the simulated VMM: a running VM cannot be exported; a suspended one
+    exports halted, or suspended with its memory image (preserve-power-state),
+    which the copy gets as its suspend VDI."""
+    kernel = write(p("vmlinuz"), b"\0" * 4096)
+    with Daemon(vmm="sim") as d:
+        def sx(*args, check=True):
+            return d.xe(*args, check=check)
+        s, sess = d.login()
+        vm = sx("vm-install", "template=Debian Squeeze 6.0 (64-bit)",
+                "new-name-label=susp").stdout.strip()
+        sx("vm-param-set", "uuid=" + vm, "PV-bootloader=", "PV-kernel=" + kernel,
+           "PV-args=console=ttyS0")
+        sx("vm-start", "uuid=" + vm)
+        r = sx("vm-export", "uuid=" + vm, "filename=" + p("run.xva"), check=False)
+        assert r.returncode and "VM_BAD_POWER_STATE" in r.stderr, r.stderr
+        assert not os.path.exists(p("run.xva"))
+        sx("vm-suspend", "uuid=" + vm)
+        sv = sx("vm-param-get", "uuid=" + vm, "param-name=suspend-VDI-uuid").stdout.strip()
+        sx("vm-export", "uuid=" + vm, "filename=" + p("halted.xva"))
+        sx("vm-export", "uuid=" + vm, "filename=" + p("susp.xva"), "preserve-power-state=true")
+        _, doc, names, _ = X.read_ova(p("halted.xva"))
+        vmrec = doc["objects"][0]["snapshot"]
+        assert vmrec["power_state"] == "Halted" and vmrec["suspend_VDI"] == X.NULL
+        halted_disks = {n.split("/")[0] for n in names[1:]}
+        _, doc, names, _ = X.read_ova(p("susp.xva"))
+        vmrec = doc["objects"][0]["snapshot"]
+        assert vmrec["power_state"] == "Suspended", vmrec["power_state"]
+        sid = vmrec["suspend_VDI"]
+        susp = [o for o in doc["objects"] if o["id"] == sid][0]["snapshot"]
+        assert susp["type"] == "suspend" and susp["uuid"] == sv
+        assert {n.split("/")[0] for n in names[1:]} == halted_disks | {sid}
+        new = sx("vm-import", "filename=" + p("susp.xva")).stdout.strip()
+        assert sx("vm-param-get", "uuid=" + new, "param-name=power-state").stdout.strip() == \
+            "suspended"
+        nsv = sx("vm-param-get", "uuid=" + new, "param-name=suspend-VDI-uuid").stdout.strip()
+        assert nsv != sv and UUID_RE.fullmatch(nsv)
+        nsr = ok(s.VDI.get_by_uuid(sess, nsv))
+        osr = ok(s.VDI.get_by_uuid(sess, sv))
+        files = []
+        for v in (osr, nsr):
+            sr = ok(s.VDI.get_SR(sess, v))
+            dd = [ok(s.PBD.get_device_config(sess, q))["path"] for q in ok(s.SR.get_PBDs(sess, sr))][0]
+            files.append(os.path.join(dd, ok(s.VDI.get_uuid(sess, v)) + ".qcow2"))
+        assert subprocess.run(["qemu-img", "compare", "-q"] + files).returncode == 0
+        assert ok(s.VDI.get_type(sess, nsr)) == "suspend"
+        new2 = sx("vm-import", "filename=" + p("halted.xva")).stdout.strip()
+        assert sx("vm-param-get", "uuid=" + new2, "param-name=power-state").stdout.strip() == \
+            "halted"
+        for v in (vm, new):
+            sx("vm-shutdown", "uuid=" + v, "--force")
+
+
 # ------------------------------------------------------------------------ XenServer's files
 
 def xs_objects(ref_sr="Ref:30", iso_name="guest-tools.iso", disk_sizes=(0, 0)):
@@ -879,6 +932,7 @@ def main():
             D = d
             setup()
             run_tests([test_round_trip, test_templates_metadata_and_http, test_snapshots,
+                       test_power_states,
                        test_xenserver_files,
                        test_version1, test_disk_images, test_urls, test_bad_input,
                        test_cancel_import, test_cancel_export])
