@@ -17,9 +17,9 @@
  *
  * Version-1 appliances and disk images are turned into the same kind of
  * object list (a VM, its VBDs, VDIs and VIFs) so that one code path
- * creates everything.
+ * creates everything. Where the bytes come from (uploads, files, URLs) is
+ * vm_import_io.c.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -40,6 +40,7 @@
 #include "ops/storage_int.h"
 #include "ops/vdi_stream.h"
 #include "ops/vm.h"
+#include "ops/vm_import_int.h"
 #include "ops/vm_xva.h"
 #include "util/cleanup.h"
 #include "util/hashmap.h"
@@ -48,10 +49,7 @@
 #include "util/xalloc.h"
 #include "util/banned.h"
 
-#define PIPE_BYTES (1u << 20)
 #define MAX_OBJECTS 100000
-/* ova.xml is parsed into memory whole: 16 MiB describes thousands of snapshots. */
-#define MAX_OVA_XML (16u * 1024 * 1024)
 /* Classes xapi writes into ova.xml; anything else is refused. */
 static const char *const known_classes[] = {
     "host", "VM",  "VM_metrics", "VM_guest_metrics", "VBD",      "VIF",      "network", "VDI",
@@ -60,49 +58,7 @@ static const char *const known_classes[] = {
 
 /* ---- the objects of an import -------------------------------------------------------------- */
 
-typedef enum { ACT_IGNORE, ACT_CREATE, ACT_EXISTING } ImpAction;
-
-typedef struct ImpObj {
-    const char *cls_name;
-    int cls; /* XS_CLASS_* or -1 */
-    char *id;
-    const XsValue *snap; /* the record in the file (or made up) */
-    ImpAction action;
-    char *ref;    /* existing object, or the created one */
-    XsValue *rec; /* to create: field name -> value (references still as ids) */
-    /* VMs */
-    bool is_snapshot;
-    /* VDIs streamed in */
-    int disk;
-    uint64_t size;
-    OpsVdiWriter *writer;
-} ImpObj;
-
-typedef struct Importer {
-    OpsCtx *ctx;
-    OpsImportKind kind;
-    bool restore, force;
-    char *sr_ref; /* target SR (resolved when disks are planned) */
-    const char *sr_given;
-    OpsImageVm image;
-    bool made_up; /* the objects were made here (version 1, disk image), not read */
-    XsValue *doc; /* parsed ova.xml, or the made-up objects */
-    ImpObj *objs;
-    size_t n, alloc;
-    HashMap by_id;
-    ImpObj **disks;
-    size_t n_disks;
-    XsError *err;
-    /* progress and cancel */
-    atomic_bool cancel;
-    bool task_cancelled;
-    struct timespec last_poll;
-    double base, span;
-    /* result */
-    XsValue *result;
-} Importer;
-
-static void importer_init(Importer *im, OpsCtx *ctx, const OpsVmImportOptions *o)
+void vm_import_init(Importer *im, OpsCtx *ctx, const OpsVmImportOptions *o)
 {
     memset(im, 0, sizeof(*im));
     im->ctx = ctx;
@@ -116,7 +72,7 @@ static void importer_init(Importer *im, OpsCtx *ctx, const OpsVmImportOptions *o
     atomic_init(&im->cancel, false);
 }
 
-static void importer_release(Importer *im)
+void vm_import_release(Importer *im)
 {
     for (size_t i = 0; i < im->n; i++) {
         ImpObj *o = &im->objs[i];
@@ -134,7 +90,7 @@ static void importer_release(Importer *im)
     free(im->sr_ref);
 }
 
-static ImpObj *find_obj(Importer *im, const char *id)
+ImpObj *vm_import_find(Importer *im, const char *id)
 {
     return id ? hashmap_get(&im->by_id, id) : NULL;
 }
@@ -183,8 +139,8 @@ static bool snap_int(const XsValue *snap, const char *field, int64_t *out)
     return true;
 }
 
-static void import_error(Importer *im, XsError **errp, const char *fmt, ...) HX_PRINTF(3, 4);
-static void import_error(Importer *im, XsError **errp, const char *fmt, ...)
+void vm_import_error(Importer *im, XsError **errp, const char *fmt, ...) HX_PRINTF(3, 4);
+void vm_import_error(Importer *im, XsError **errp, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -309,7 +265,7 @@ static bool prepare_record(Importer *im, ImpObj *o, XsError **errp)
         if (!v) {
             if (!f->default_literal && !made_up && strcmp(f->name, "uuid") != 0) {
                 xv_free(rec);
-                import_error(im, errp, "%s %s in ova.xml lacks the field %s, which has no "
+                vm_import_error(im, errp, "%s %s in ova.xml lacks the field %s, which has no "
                              "default: the file is damaged or was not written by XenServer",
                              cls->name, o->id, f->name);
                 return false;
@@ -325,7 +281,7 @@ static bool prepare_record(Importer *im, ImpObj *o, XsError **errp)
             c = coerce_field(f, v);
         if (!c) {
             xv_free(rec);
-            import_error(im, errp, "%s %s in ova.xml: the field %s does not hold a %s",
+            vm_import_error(im, errp, "%s %s in ova.xml: the field %s does not hold a %s",
                          cls->name, o->id, f->name, f->type->spelling);
             return false;
         }
@@ -437,7 +393,7 @@ static void index_objs(Importer *im)
 /* The object a reference of the file names; the file must contain it. */
 static ImpObj *must_find(Importer *im, const char *id, XsError **errp)
 {
-    ImpObj *o = find_obj(im, id);
+    ImpObj *o = vm_import_find(im, id);
     if (!o)
         xs_err_import_error_failed_to_find_object(errp, id ? id : "");
     return o;
@@ -491,13 +447,13 @@ static bool plan_vdi(Importer *im, ImpObj *o, XsError **errp)
         return true;
     int64_t size;
     if (!snap_int(o->snap, "virtual_size", &size)) {
-        import_error(im, errp, "VDI %s in ova.xml has an absurd virtual size ('%.40s'): a disk "
+        vm_import_error(im, errp, "VDI %s in ova.xml has an absurd virtual size ('%.40s'): a disk "
                      "has a positive size, a multiple of 512, of at most 1 PiB", o->id,
                      snap_str(o->snap, "virtual_size"));
         return false;
     }
     if (size <= 0 || size % 512 || (uint64_t)size > XVA_READ_MAX_DISK_SIZE) {
-        import_error(im, errp, "VDI %s in ova.xml has an absurd virtual size (%" PRId64 " bytes): "
+        vm_import_error(im, errp, "VDI %s in ova.xml has an absurd virtual size (%" PRId64 " bytes): "
                      "a disk has a positive size, a multiple of 512, of at most 1 PiB",
                      o->id, size);
         return false;
@@ -571,7 +527,7 @@ static bool plan_vif(Importer *im, ImpObj *o, XsError **errp)
     if (!net)
         return false;
     if (!net->ref) {
-        import_error(im, errp, "no network of this host can take the VIF %s: create one "
+        vm_import_error(im, errp, "no network of this host can take the VIF %s: create one "
                      "(network-create) and import again", o->id);
         return false;
     }
@@ -579,7 +535,7 @@ static bool plan_vif(Importer *im, ImpObj *o, XsError **errp)
     char *end;
     long d = strtol(dev, &end, 10);
     if (!*dev || *end || d < 0 || d > 6) {
-        import_error(im, errp, "VIF %s in ova.xml has the device number '%s' (0 to 6 here)",
+        vm_import_error(im, errp, "VIF %s in ova.xml has the device number '%s' (0 to 6 here)",
                      o->id, dev);
         return false;
     }
@@ -627,7 +583,7 @@ static bool resolve_sr(Importer *im, XsError **errp)
 }
 
 /* Decides the fate of every object (xapi's handler order). Read lock held. */
-static bool plan_objects(Importer *im, XsError **errp)
+bool vm_import_plan_objects(Importer *im, XsError **errp)
 {
     bool made_up = im->made_up;
     Db *db = im->ctx->db;
@@ -680,7 +636,7 @@ static bool plan_objects(Importer *im, XsError **errp)
             im->n_disks++;
     }
     if (!vms) {
-        import_error(im, errp, "the file describes no VM");
+        vm_import_error(im, errp, "the file describes no VM");
         return false;
     }
     if (im->n_disks && !resolve_sr(im, errp))
@@ -694,19 +650,19 @@ static bool read_ova(Importer *im, const char *xml, size_t len, XsError **errp)
     char *perr = NULL;
     im->doc = xmlrpc_parse_value_document(xml, len, &perr);
     if (!im->doc) {
-        import_error(im, errp, "ova.xml cannot be read: %s", perr ? perr : "not XML-RPC");
+        vm_import_error(im, errp, "ova.xml cannot be read: %s", perr ? perr : "not XML-RPC");
         free(perr);
         return false;
     }
     if (im->doc->kind != XV_STRUCT) {
-        import_error(im, errp, "ova.xml does not hold a struct of version and objects");
+        vm_import_error(im, errp, "ova.xml does not hold a struct of version and objects");
         return false;
     }
     const XsValue *ver = xv_struct_get(im->doc, "version");
     int64_t major, minor;
     if (!ver || ver->kind != XV_STRUCT || !snap_int(ver, "xapi_major", &major) ||
         !snap_int(ver, "xapi_minor", &minor)) {
-        import_error(im, errp, "ova.xml has no version (xapi_major, xapi_minor)");
+        vm_import_error(im, errp, "ova.xml has no version (xapi_major, xapi_minor)");
         return false;
     }
     if (major > HX_XVA_XAPI_MAJOR || (major == HX_XVA_XAPI_MAJOR && minor > HX_XVA_XAPI_MINOR)) {
@@ -717,11 +673,11 @@ static bool read_ova(Importer *im, const char *xml, size_t len, XsError **errp)
     }
     const XsValue *objs = xv_struct_get(im->doc, "objects");
     if (!objs || objs->kind != XV_ARRAY) {
-        import_error(im, errp, "ova.xml has no list of objects");
+        vm_import_error(im, errp, "ova.xml has no list of objects");
         return false;
     }
     if (objs->n > MAX_OBJECTS) {
-        import_error(im, errp, "ova.xml lists %u objects (at most %d)", objs->n, MAX_OBJECTS);
+        vm_import_error(im, errp, "ova.xml lists %u objects (at most %d)", objs->n, MAX_OBJECTS);
         return false;
     }
     im->objs = xcalloc(objs->n ? objs->n : 1, sizeof(ImpObj));
@@ -735,7 +691,7 @@ static bool read_ova(Importer *im, const char *xml, size_t len, XsError **errp)
         const char *id = ob->kind == XV_STRUCT ? xv_struct_get_string(ob, "id") : NULL;
         const XsValue *snap = ob->kind == XV_STRUCT ? xv_struct_get(ob, "snapshot") : NULL;
         if (!cls || !id || !*id || !snap || snap->kind != XV_STRUCT) {
-            import_error(im, errp, "object %u of ova.xml lacks its class, id or snapshot", i);
+            vm_import_error(im, errp, "object %u of ova.xml lacks its class, id or snapshot", i);
             ok = false;
             break;
         }
@@ -743,12 +699,12 @@ static bool read_ova(Importer *im, const char *xml, size_t len, XsError **errp)
         for (size_t k = 0; k < ARRAY_SIZE(known_classes); k++)
             known |= !strcmp(cls, known_classes[k]);
         if (!known) {
-            import_error(im, errp, "object %s of ova.xml has the unknown class '%.64s'", id, cls);
+            vm_import_error(im, errp, "object %s of ova.xml has the unknown class '%.64s'", id, cls);
             ok = false;
             break;
         }
         if (hashmap_get(&seen, id)) {
-            import_error(im, errp, "ova.xml has two objects with the id %.64s", id);
+            vm_import_error(im, errp, "ova.xml has two objects with the id %.64s", id);
             ok = false;
             break;
         }
@@ -916,7 +872,7 @@ static void v1_userdevice(const char *dev, char out[8], size_t fallback)
 }
 
 /* A version-1 appliance as objects (xapi's former Import_xva). */
-static bool made_up_v1(Importer *im, const XvaV1Appliance *app, XsError **errp)
+bool vm_import_made_up_v1(Importer *im, const XvaV1Appliance *app, XsError **errp)
 {
     bool win2k = app->distrib_version && !strcmp(app->distrib_version, "win2k");
     const char *plat[] = {"acpi", win2k ? "false" : "true", "apic", win2k ? "false" : "true",
@@ -924,7 +880,7 @@ static bool made_up_v1(Importer *im, const XvaV1Appliance *app, XsError **errp)
     char *name = xasprintf("%s import", app->label);
     int64_t vcpus = app->vcpus >= 1 && app->vcpus <= 64 ? app->vcpus : 1;
     if (app->mem_set < 16 * MiB || app->mem_set > 1024 * GiB) {
-        import_error(im, errp, "the appliance's memory (%" PRIu64 " bytes) is not usable",
+        vm_import_error(im, errp, "the appliance's memory (%" PRIu64 " bytes) is not usable",
                      app->mem_set);
         free(name);
         return false;
@@ -939,7 +895,7 @@ static bool made_up_v1(Importer *im, const XvaV1Appliance *app, XsError **errp)
     for (size_t i = 0; i < app->n_vdis; i++) {
         const XvaV1Vdi *d = &app->vdis[i];
         if (d->size == 0 || d->size > XVA_READ_MAX_DISK_SIZE) {
-            import_error(im, errp, "vdi '%s' of the appliance has an absurd size (%" PRIu64 ")",
+            vm_import_error(im, errp, "vdi '%s' of the appliance has an absurd size (%" PRIu64 ")",
                          d->name, d->size);
             return false;
         }
@@ -977,7 +933,7 @@ static bool made_up_image(Importer *im, XsError **errp)
     int64_t mem = g->memory > 0 ? g->memory : (int64_t)GiB;
     int64_t vcpus = g->vcpus > 0 ? g->vcpus : 1;
     if (mem < 16 * (int64_t)MiB || vcpus > 64) {
-        import_error(im, errp, "a VM needs at least 16 MiB of memory and at most 64 VCPUs");
+        vm_import_error(im, errp, "a VM needs at least 16 MiB of memory and at most 64 VCPUs");
         return false;
     }
     const char *bus = g->disk_bus && *g->disk_bus ? g->disk_bus : "ide";
@@ -1052,7 +1008,7 @@ static bool is_v1_xml(const char *xml, size_t len)
 
 /* ova.xml (either version), or the made-up objects: plans under the read
  * lock. Disks to expect are then im->disks[0..n_disks). */
-static bool plan_import(Importer *im, const char *xml, size_t len, XsError **errp)
+bool vm_import_plan(Importer *im, const char *xml, size_t len, XsError **errp)
 {
     bool made_up = im->kind == OPS_IMPORT_IMAGE;
     bool ok;
@@ -1063,11 +1019,11 @@ static bool plan_import(Importer *im, const char *xml, size_t len, XsError **err
             XvaV1Appliance *app = NULL;
             XvaError xe = {0};
             if (xva_v1_parse(xml, len, &app, &xe) < 0) {
-                import_error(im, errp, "version-1 ova.xml: %s", xe.message);
+                vm_import_error(im, errp, "version-1 ova.xml: %s", xe.message);
                 return false;
             }
             made_up = true;
-            ok = made_up_v1(im, app, errp);
+            ok = vm_import_made_up_v1(im, app, errp);
             xva_v1_appliance_free(app);
         } else {
             ok = read_ova(im, xml, len, errp);
@@ -1077,7 +1033,7 @@ static bool plan_import(Importer *im, const char *xml, size_t len, XsError **err
         return false;
     im->made_up = made_up;
     db_read_lock(im->ctx->db);
-    ok = plan_objects(im, errp);
+    ok = vm_import_plan_objects(im, errp);
     db_read_unlock(im->ctx->db);
     if (!ok)
         return false;
@@ -1099,18 +1055,18 @@ static void set_err(Importer *im, XsError *e)
         xs_error_free(e);
 }
 
-static int sink_ova_xml(void *ctx, const char *xml, size_t len, XvaPlan *plan)
+int vm_import_sink_ova_xml(void *ctx, const char *xml, size_t len, XvaPlan *plan)
 {
     Importer *im = ctx;
     XsError *e = NULL;
-    if (!plan_import(im, xml, len, &e)) {
+    if (!vm_import_plan(im, xml, len, &e)) {
         set_err(im, e);
         return -EINVAL;
     }
     for (size_t i = 0; i < im->n_disks; i++) {
         int r = xva_plan_add_disk(plan, im->disks[i]->id, im->disks[i]->size);
         if (r < 0) {
-            import_error(im, &e, "the disk %.64s of ova.xml cannot be read from the file: %s",
+            vm_import_error(im, &e, "the disk %.64s of ova.xml cannot be read from the file: %s",
                          im->disks[i]->id,
                          r == -EINVAL ? "its id cannot name a member of the archive"
                                       : strerror(-r));
@@ -1122,7 +1078,7 @@ static int sink_ova_xml(void *ctx, const char *xml, size_t len, XvaPlan *plan)
     return 0;
 }
 
-static int sink_disk_begin(void *ctx, size_t disk, const char *id, uint64_t size)
+int vm_import_sink_disk_begin(void *ctx, size_t disk, const char *id, uint64_t size)
 {
     Importer *im = ctx;
     ImpObj *o = disk < im->n_disks ? im->disks[disk] : NULL;
@@ -1147,7 +1103,7 @@ static int writer_failed(Importer *im, ImpObj *o, int r)
     return r < 0 ? r : -EIO;
 }
 
-static int sink_write(void *ctx, size_t disk, uint64_t offset, const void *buf, size_t len)
+int vm_import_sink_write(void *ctx, size_t disk, uint64_t offset, const void *buf, size_t len)
 {
     Importer *im = ctx;
     ImpObj *o = im->disks[disk];
@@ -1155,7 +1111,7 @@ static int sink_write(void *ctx, size_t disk, uint64_t offset, const void *buf, 
     return r < 0 ? writer_failed(im, o, r) : 0;
 }
 
-static int sink_disk_end(void *ctx, size_t disk, uint64_t size)
+int vm_import_sink_disk_end(void *ctx, size_t disk, uint64_t size)
 {
     Importer *im = ctx;
     ImpObj *o = im->disks[disk];
@@ -1168,7 +1124,7 @@ static int sink_disk_end(void *ctx, size_t disk, uint64_t size)
     return 0;
 }
 
-static void import_progress(void *opaque, uint64_t done, uint64_t total)
+void vm_import_progress(void *opaque, uint64_t done, uint64_t total)
 {
     Importer *im = opaque;
     struct timespec now;
@@ -1188,7 +1144,7 @@ static void import_progress(void *opaque, uint64_t done, uint64_t total)
 }
 
 /* The XenAPI error for a failed read of the container. */
-static void map_xva_error(Importer *im, int r, const XvaError *xe, XsError **errp)
+void vm_import_map_xva_error(Importer *im, int r, const XvaError *xe, XsError **errp)
 {
     if (im->task_cancelled || xe->kind == XVA_ERROR_CANCELLED) {
         xs_err_task_cancelled(errp, im->ctx->task ? im->ctx->task : "");
@@ -1214,10 +1170,10 @@ static void map_xva_error(Importer *im, int r, const XvaError *xe, XsError **err
         if (xe->code == -EPIPE || xe->code == -ECONNRESET)
             xs_err_import_error_premature_eof(errp);
         else
-            import_error(im, errp, "%s", xe->message);
+            vm_import_error(im, errp, "%s", xe->message);
         break;
     default:
-        import_error(im, errp, "%s", xe->message[0] ? xe->message : strerror(-r));
+        vm_import_error(im, errp, "%s", xe->message[0] ? xe->message : strerror(-r));
         break;
     }
 }
@@ -1229,7 +1185,7 @@ static const char *resolved(Importer *im, const XsValue *v)
 {
     if (!v || v->kind != XV_STRING)
         return "OpaqueRef:NULL";
-    ImpObj *o = find_obj(im, v->s);
+    ImpObj *o = vm_import_find(im, v->s);
     return o && o->ref ? o->ref : "OpaqueRef:NULL";
 }
 
@@ -1292,7 +1248,7 @@ static void finish_vm(Importer *im, DbTxn *txn, ImpObj *o, DbObj *vm)
     db_set_int(txn, vm, F_VM_DOMID, -1);
     /* A suspended VM stays suspended only with its memory image. */
     const char *ps = snap_str(o->snap, "power_state");
-    ImpObj *sv = find_obj(im, snap_str(o->snap, "suspend_VDI"));
+    ImpObj *sv = vm_import_find(im, snap_str(o->snap, "suspend_VDI"));
     if (!strcmp(ps, "Suspended") && sv && sv->ref) {
         db_set_enum(txn, vm, F_VM_POWER_STATE, VM_POWER_STATE_SUSPENDED);
         db_set_str(txn, vm, F_VM_SUSPEND_VDI, sv->ref);
@@ -1366,7 +1322,7 @@ static bool finish_vif(Importer *im, DbTxn *txn, ImpObj *o, DbObj *vif, DbObj *v
 }
 
 /* Everything in one transaction; then the files take their names. */
-static bool create_all(Importer *im, XsError **errp)
+bool vm_import_create_all(Importer *im, XsError **errp)
 {
     Db *db = im->ctx->db;
     DbTxn *txn = db_begin(db);
@@ -1458,7 +1414,7 @@ static bool create_all(Importer *im, XsError **errp)
             db_set_bool(txn, obj, F_VBD_CURRENTLY_ATTACHED,
                         susp && snap_bool(o->snap, "currently_attached"));
             if (!has_vdi && db_enum(obj, F_VBD_TYPE) != VBD_TYPE_CD) {
-                import_error(im, errp, "VBD %s has no disk", o->id);
+                vm_import_error(im, errp, "VBD %s has no disk", o->id);
                 ok = false;
             }
         } else if (o->cls == XS_CLASS_VIF) {
@@ -1518,7 +1474,7 @@ static bool create_all(Importer *im, XsError **errp)
 }
 
 /* Removes the files of a failed import (records never existed). */
-static void drop_files(Importer *im)
+void vm_import_drop_files(Importer *im)
 {
     for (size_t i = 0; i < im->n; i++) {
         ops_vdi_writer_free(im->objs[i].writer);
@@ -1526,613 +1482,3 @@ static void drop_files(Importer *im)
     }
 }
 
-/* ---- reading a stream ------------------------------------------------------------------------- */
-
-static bool run_stream(Importer *im, const XvaInput *in, XsError **errp)
-{
-    XvaImportSink sink = {.ctx = im, .ova_xml = sink_ova_xml, .disk_begin = sink_disk_begin,
-                          .write = sink_write, .disk_end = sink_disk_end};
-    XvaImportOptions xo = {.force = im->force, .progress = import_progress,
-                           .progress_ctx = im, .cancel = &im->cancel,
-                           .max_ova_xml = MAX_OVA_XML};
-    XvaImportStats st = {0};
-    XvaError xe = {0};
-    int r;
-    if (im->kind == OPS_IMPORT_IMAGE) {
-        if (!plan_import(im, NULL, 0, errp))
-            return false;
-        r = xva_import_raw_tar(in, im->disks[0]->size, &sink, &xo, &st, &xe);
-        if (r == 0 && !im->disks[0]->writer) {
-            /* Every block was empty: still a disk. */
-            if (sink_disk_begin(im, 0, "", im->disks[0]->size) < 0 || sink_disk_end(im, 0, 0) < 0)
-                r = -EIO;
-            xe.kind = XVA_ERROR_CALLBACK;
-        }
-    } else {
-        r = xva_import(in, &sink, &xo, &st, &xe);
-    }
-    if (r < 0) {
-        map_xva_error(im, r, &xe, errp);
-        return false;
-    }
-    if (st.checksum_mismatches)
-        log_warn("import: %" PRIu64 " block(s) with a wrong checksum accepted (force)",
-                 st.checksum_mismatches);
-    log_info("import: %" PRIu64 " blocks (%s), %" PRIu64 " bytes of data",
-             st.blocks, st.compression == XVA_COMPRESSION_ZSTD   ? "zstd"
-                        : st.compression == XVA_COMPRESSION_GZIP ? "gzip"
-                                                                 : "uncompressed",
-             st.bytes_data);
-    return create_all(im, errp);
-}
-
-/* Version-1 disks read from a local directory: disk i of the appliance is
- * the object named after its vdi. */
-typedef struct V1Sink {
-    Importer *im;
-    const XvaV1Appliance *app;
-} V1Sink;
-
-static ImpObj *v1_obj(V1Sink *s, size_t disk)
-{
-    ImpObj *o = disk < s->app->n_vdis ? find_obj(s->im, s->app->vdis[disk].name) : NULL;
-    return o && o->action == ACT_CREATE ? o : NULL;
-}
-
-static int v1_begin(void *ctx, size_t disk, const char *id, uint64_t size)
-{
-    V1Sink *s = ctx;
-    ImpObj *o = v1_obj(s, disk);
-    return o ? sink_disk_begin(s->im, (size_t)o->disk, id, size) : 0;
-}
-
-static int v1_write(void *ctx, size_t disk, uint64_t offset, const void *buf, size_t len)
-{
-    V1Sink *s = ctx;
-    ImpObj *o = v1_obj(s, disk);
-    return o ? sink_write(s->im, (size_t)o->disk, offset, buf, len) : 0;
-}
-
-static int v1_end(void *ctx, size_t disk, uint64_t size)
-{
-    V1Sink *s = ctx;
-    ImpObj *o = v1_obj(s, disk);
-    return o ? sink_disk_end(s->im, (size_t)o->disk, size) : 0;
-}
-
-static bool run_v1_dir(Importer *im, const char *path, XsError **errp)
-{
-    XvaV1Appliance *app = NULL;
-    XvaError xe = {0};
-    if (xva_v1_open(path, &app, &xe) < 0) {
-        import_error(im, errp, "%s", xe.message);
-        return false;
-    }
-    bool ok = made_up_v1(im, app, errp);
-    if (ok) {
-        im->made_up = true;
-        db_read_lock(im->ctx->db);
-        ok = plan_objects(im, errp);
-        db_read_unlock(im->ctx->db);
-    }
-    if (ok) {
-        im->disks = xcalloc(im->n_disks ? im->n_disks : 1, sizeof(ImpObj *));
-        size_t k = 0;
-        for (size_t j = 0; j < im->n; j++)
-            if (im->objs[j].cls == XS_CLASS_VDI && im->objs[j].action == ACT_CREATE) {
-                im->objs[j].disk = (int)k;
-                im->disks[k++] = &im->objs[j];
-            }
-        V1Sink vs = {im, app};
-        XvaImportSink sink = {.ctx = &vs, .disk_begin = v1_begin, .write = v1_write,
-                              .disk_end = v1_end};
-        XvaImportOptions xo = {.progress = import_progress, .progress_ctx = im,
-                               .cancel = &im->cancel};
-        int r = xva_v1_import(app, &sink, &xo, NULL, &xe);
-        if (r < 0) {
-            map_xva_error(im, r, &xe, errp);
-            ok = false;
-        }
-        for (size_t j = 0; ok && j < im->n_disks; j++)
-            if (!im->disks[j]->writer) {
-                import_error(im, errp, "the data of vdi %s was not found", im->disks[j]->id);
-                ok = false;
-            }
-    }
-    xva_v1_appliance_free(app);
-    return ok && create_all(im, errp);
-}
-
-/* A local disk image (VHD, VMDK and their chains) as a new VM. */
-static bool run_image_file(Importer *im, ImgReader *r, const char *path, XsError **errp)
-{
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    im->kind = OPS_IMPORT_IMAGE;
-    if (!im->image.source)
-        im->image.source = base;
-    uint64_t size = img_reader_virtual_size(r);
-    im->image.virtual_size = (int64_t)((size + 511) / 512 * 512);
-    if (!plan_import(im, NULL, 0, errp))
-        return false;
-    if (sink_disk_begin(im, 0, "", size) < 0) {
-        xs_error_propagate(errp, im->err);
-        im->err = NULL;
-        return false;
-    }
-    ImpObj *o = im->disks[0];
-    size_t bufsz = 4 * MiB;
-    uint8_t *buf = xmalloc(bufsz);
-    bool ok = true;
-    uint64_t off = 0;
-    while (ok && off < size) {
-        ImgExtent e;
-        ImgError ie = {0};
-        if (img_block_status(r, off, size - off, 0, &e, &ie) < 0) {
-            import_error(im, errp, "%s", ie.msg);
-            ok = false;
-            break;
-        }
-        if (e.kind == IMG_EXTENT_DATA) {
-            uint64_t end = off + e.length;
-            while (ok && off < end) {
-                size_t n = (size_t)MIN((uint64_t)bufsz, end - off);
-                ssize_t k = img_read(r, off, n, buf, &ie);
-                if (k != (ssize_t)n) {
-                    import_error(im, errp, "%s", ie.msg[0] ? ie.msg : "the image is truncated");
-                    ok = false;
-                } else if (sink_write(im, 0, off, buf, n) < 0) {
-                    ok = false;
-                }
-                off += n;
-            }
-        } else {
-            off += e.length;
-        }
-        import_progress(im, off, size);
-        if (atomic_load(&im->cancel)) {
-            xs_err_task_cancelled(errp, im->ctx->task ? im->ctx->task : "");
-            ok = false;
-        }
-    }
-    free(buf);
-    if (ok && sink_disk_end(im, 0, size) < 0)
-        ok = false;
-    if (!ok && im->err && errp && !*errp) {
-        xs_error_propagate(errp, im->err);
-        im->err = NULL;
-    }
-    (void)o;
-    return ok && create_all(im, errp);
-}
-
-/* True if the first bytes are those of an XVA: a tar header naming ova.xml,
- * or gzip or zstd data. */
-static bool looks_like_xva(const uint8_t *b, size_t n)
-{
-    if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b)
-        return true;
-    if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd)
-        return true;
-    return n >= 512 && !memcmp(b, "ova.xml", 8);
-}
-
-static bool run_local(Importer *im, const char *path, XsError **errp)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        import_error(im, errp, "%s: %s", path, strerror(errno));
-        return false;
-    }
-    if (xva_v1_detect(path))
-        return run_v1_dir(im, path, errp);
-    if (!S_ISREG(st.st_mode)) {
-        import_error(im, errp, "%s is neither an XVA file nor a version-1 appliance directory",
-                     path);
-        return false;
-    }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        import_error(im, errp, "%s: %s", path, strerror(errno));
-        return false;
-    }
-    uint8_t head[512];
-    ssize_t n = pread(fd, head, sizeof(head), 0);
-    if (n > 0 && looks_like_xva(head, (size_t)n)) {
-        XvaInput in = {.fd = fd};
-        bool ok = run_stream(im, &in, errp);
-        close(fd);
-        return ok;
-    }
-    close(fd);
-    ImgOpenOptions oo = {.format = IMG_FORMAT_PROBE, .flags = IMG_OPEN_CONFINE};
-    ImgError ie = {0};
-    ImgReader *r = img_open(path, &oo, &ie);
-    if (!r) {
-        import_error(im, errp, "%s", ie.msg);
-        return false;
-    }
-    ImgFormat f = img_reader_format(r);
-    bool ok = false;
-    if (f != IMG_FORMAT_VHD && f != IMG_FORMAT_VMDK) {
-        import_error(im, errp, "%s is not an XVA, VHD or VMDK file", path);
-    } else {
-        ok = run_image_file(im, r, path, errp);
-    }
-    img_reader_free(r);
-    return ok;
-}
-
-/* ---- fetching a URL (VM.import) ------------------------------------------------------------------- */
-
-typedef struct Fetch {
-    char *url;
-    int fd; /* the pipe's write end */
-    pthread_t thread;
-    CURLcode rc;
-    long status;
-    char errbuf[CURL_ERROR_SIZE];
-    bool write_failed;
-} Fetch;
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static size_t fetch_write(char *ptr, size_t size, size_t nmemb, void *opaque)
-{
-    Fetch *f = opaque;
-    size_t n = size * nmemb, done = 0;
-    while (done < n) {
-        ssize_t k = write(f->fd, ptr + done, n - done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            f->write_failed = true;
-            return 0;
-        }
-        done += (size_t)k;
-    }
-    return n;
-}
-
-static void *fetch_thread(void *arg)
-{
-    Fetch *f = arg;
-    CURL *c = curl_easy_init();
-    if (c) {
-        curl_easy_setopt(c, CURLOPT_URL, f->url);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,ftp");
-        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https,ftp");
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 60L);
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 300L);
-        curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fetch_write);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, f->errbuf);
-        f->rc = curl_easy_perform(c);
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &f->status);
-        curl_easy_cleanup(c);
-    } else {
-        f->rc = CURLE_FAILED_INIT;
-    }
-    close(f->fd);
-    f->fd = -1;
-    return NULL;
-}
-
-static bool run_url(Importer *im, const char *url, XsError **errp)
-{
-    pthread_once(&curl_once, curl_init_once);
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) {
-        xs_err_internal_error(errp, strerror(errno));
-        return false;
-    }
-    fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
-    Fetch f = {.url = xstrdup(url), .fd = p[1]};
-    if (pthread_create(&f.thread, NULL, fetch_thread, &f) != 0) {
-        close(p[0]);
-        close(p[1]);
-        free(f.url);
-        xs_err_internal_error(errp, "cannot start the download thread");
-        return false;
-    }
-    XvaInput in = {.fd = p[0]};
-    XsError *e = NULL;
-    bool ok = run_stream(im, &in, &e);
-    close(p[0]); /* a download still running stops on a write error */
-    pthread_join(f.thread, NULL);
-    if (f.rc != CURLE_OK && !f.write_failed) {
-        /* The download failed: that is what to report. */
-        xs_error_free(e);
-        e = NULL;
-        if (ok) {
-            /* Everything needed arrived before the transfer failed. */
-        } else {
-            char *m = xasprintf("cannot fetch %s: %s", url,
-                                f.errbuf[0] ? f.errbuf : curl_easy_strerror(f.rc));
-            xs_err_import_error(&e, m);
-            free(m);
-        }
-    }
-    if (!ok)
-        xs_error_propagate(errp, e);
-    else
-        xs_error_free(e);
-    free(f.url);
-    return ok;
-}
-
-bool ops_vm_import(OpsCtx *ctx, const char *url, const char *sr, bool full_restore, bool force,
-                   XsValue **ret, XsError **errp)
-{
-    OpsVmImportOptions o = {.kind = OPS_IMPORT_XVA, .sr = sr, .restore = full_restore,
-                            .force = force};
-    Importer im;
-    importer_init(&im, ctx, &o);
-    bool ok = false;
-    OpsCancelWatch *w = ops_cancel_watch_start(ctx, &im.cancel);
-    if (!strncmp(url, "file://", 7)) {
-        /* Any file of the host: only for those who administer it. */
-        if (ctx->role < XS_ROLE_POOL_ADMIN) {
-            xs_err_permission_denied(errp, "Importing a file of the host (file://) needs the "
-                                           "pool-admin role; upload the file instead.");
-        } else {
-            const char *path = url + 7;
-            if (!strncmp(path, "localhost/", 10))
-                path += 9;
-            if (*path != '/')
-                xs_err_invalid_value(errp, "url", url);
-            else
-                ok = run_local(&im, path, errp);
-        }
-    } else if (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8) ||
-               !strncmp(url, "ftp://", 6)) {
-        ok = run_url(&im, url, errp);
-    } else {
-        xs_err_invalid_value(errp, "url", url);
-    }
-    ops_cancel_watch_stop(w);
-    if (ok) {
-        *ret = im.result;
-        im.result = NULL;
-    }
-    importer_release(&im);
-    return ok;
-}
-
-/* ---- uploads (HTTP) ----------------------------------------------------------------------------- */
-
-/*
- * The body of an upload goes from the HTTP thread to the import's reader
- * through a ring in memory: the HTTP thread copies each chunk in (waiting
- * when it is full), the reader copies out. No system call per chunk, and
- * the reader's wait is cut short by a cancel.
- */
-#define FEED_BYTES (4u * 1024 * 1024)
-
-typedef struct Feed {
-    pthread_mutex_t lock;
-    pthread_cond_t cv;
-    uint8_t *buf;
-    size_t head, used;
-    bool eof;    /* the writer said everything */
-    bool closed; /* the reader went away */
-    const atomic_bool *cancel;
-} Feed;
-
-static void feed_init(Feed *f, const atomic_bool *cancel)
-{
-    memset(f, 0, sizeof(*f));
-    pthread_mutex_init(&f->lock, NULL);
-    pthread_cond_init(&f->cv, NULL);
-    f->buf = xmalloc(FEED_BYTES);
-    f->cancel = cancel;
-}
-
-static void feed_release(Feed *f)
-{
-    pthread_mutex_destroy(&f->lock);
-    pthread_cond_destroy(&f->cv);
-    free(f->buf);
-}
-
-/* Copies len bytes in; false once the reader is gone. */
-static bool feed_push(Feed *f, const uint8_t *p, size_t len)
-{
-    pthread_mutex_lock(&f->lock);
-    while (len) {
-        while (!f->closed && f->used == FEED_BYTES)
-            pthread_cond_wait(&f->cv, &f->lock);
-        if (f->closed) {
-            pthread_mutex_unlock(&f->lock);
-            return false;
-        }
-        size_t tail = (f->head + f->used) % FEED_BYTES;
-        size_t room = tail >= f->head ? FEED_BYTES - tail : f->head - tail;
-        if (f->used == 0)
-            room = FEED_BYTES - tail;
-        size_t n = MIN(room, len);
-        memcpy(f->buf + tail, p, n);
-        bool was_empty = f->used == 0;
-        f->used += n;
-        p += n;
-        len -= n;
-        if (was_empty)
-            pthread_cond_broadcast(&f->cv);
-    }
-    pthread_mutex_unlock(&f->lock);
-    return true;
-}
-
-static void feed_end(Feed *f, bool reader)
-{
-    pthread_mutex_lock(&f->lock);
-    if (reader)
-        f->closed = true;
-    else
-        f->eof = true;
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->lock);
-}
-
-/* XvaInput.read: up to len bytes, 0 at the end, -ECANCELED on a cancel. */
-static ssize_t feed_read(void *ctx, void *buf, size_t len)
-{
-    Feed *f = ctx;
-    pthread_mutex_lock(&f->lock);
-    while (!f->used && !f->eof) {
-        if (f->cancel && atomic_load(f->cancel)) {
-            pthread_mutex_unlock(&f->lock);
-            return -ECANCELED;
-        }
-        struct timespec t;
-        clock_gettime(CLOCK_REALTIME, &t);
-        t.tv_nsec += 100 * 1000000L;
-        if (t.tv_nsec >= 1000000000L) {
-            t.tv_sec++;
-            t.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&f->cv, &f->lock, &t);
-    }
-    size_t n = MIN(len, f->used);
-    n = MIN(n, FEED_BYTES - f->head);
-    bool was_full = f->used == FEED_BYTES;
-    memcpy(buf, f->buf + f->head, n);
-    f->head = (f->head + n) % FEED_BYTES;
-    f->used -= n;
-    if (was_full)
-        pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->lock);
-    return (ssize_t)n;
-}
-
-struct OpsVmImport {
-    Importer im;
-    Feed feed;
-    pthread_t thread;
-    bool thread_started;
-    pthread_mutex_t lock;
-    bool done, ok; /* the import thread ended, and how */
-    bool draining; /* everything needed arrived: the rest of the body is dropped */
-    bool ended;    /* the writer side said the body is complete */
-    XsError *err;
-    int64_t length;
-    uint64_t received;
-};
-
-static void *upload_thread(void *arg)
-{
-    OpsVmImport *u = arg;
-    XvaInput in = {.fd = -1, .ctx = &u->feed, .read = feed_read};
-    XsError *e = NULL;
-    OpsCancelWatch *w = ops_cancel_watch_start(u->im.ctx, &u->im.cancel);
-    bool ok = run_stream(&u->im, &in, &e);
-    ops_cancel_watch_stop(w);
-    if (!ok)
-        drop_files(&u->im); /* now, not when the client goes away */
-    pthread_mutex_lock(&u->lock);
-    u->done = true;
-    u->ok = ok;
-    u->err = e;
-    pthread_mutex_unlock(&u->lock);
-    feed_end(&u->feed, true); /* the uploader's next push fails */
-    return NULL;
-}
-
-OpsVmImport *ops_vm_import_begin(OpsCtx *ctx, const OpsVmImportOptions *o, int64_t length,
-                                 XsError **errp)
-{
-    if (o->kind == OPS_IMPORT_IMAGE && o->image.virtual_size <= 0) {
-        xs_err_invalid_value(errp, "virtual_size", "");
-        return NULL;
-    }
-    OpsVmImport *u = xnew0(OpsVmImport, 1);
-    importer_init(&u->im, ctx, o);
-    u->length = length;
-    pthread_mutex_init(&u->lock, NULL);
-    feed_init(&u->feed, &u->im.cancel);
-    if (pthread_create(&u->thread, NULL, upload_thread, u) != 0) {
-        feed_release(&u->feed);
-        importer_release(&u->im);
-        pthread_mutex_destroy(&u->lock);
-        free(u);
-        xs_err_internal_error(errp, "cannot start the import thread");
-        return NULL;
-    }
-    u->thread_started = true;
-    return u;
-}
-
-bool ops_vm_import_data(OpsVmImport *u, const void *data, size_t len)
-{
-    if (u->draining)
-        return true;
-    if (feed_push(&u->feed, data, len)) {
-        u->received += len;
-        return true;
-    }
-    /* The import thread stopped reading: finished, or failed. */
-    if (u->thread_started) {
-        pthread_join(u->thread, NULL);
-        u->thread_started = false;
-    }
-    if (u->ok) {
-        u->draining = true;
-        return true;
-    }
-    return false;
-}
-
-static void upload_free(OpsVmImport *u)
-{
-    feed_end(&u->feed, false);
-    if (u->thread_started)
-        pthread_join(u->thread, NULL);
-    u->thread_started = false;
-    feed_release(&u->feed);
-    xs_error_free(u->err);
-    importer_release(&u->im);
-    pthread_mutex_destroy(&u->lock);
-    free(u);
-}
-
-bool ops_vm_import_finish(OpsVmImport *u, XsValue **result, XsError **errp)
-{
-    /* End of the body: the reader sees the end of the stream. */
-    feed_end(&u->feed, false);
-    if (u->thread_started) {
-        pthread_join(u->thread, NULL);
-        u->thread_started = false;
-    }
-    bool ok = u->ok;
-    if (ok) {
-        *result = u->im.result;
-        u->im.result = NULL;
-    } else {
-        if (u->err) {
-            xs_error_propagate(errp, u->err);
-            u->err = NULL;
-        } else {
-            xs_err_import_error(errp, "the import failed");
-        }
-    }
-    upload_free(u);
-    return ok;
-}
-
-void ops_vm_import_abort(OpsVmImport *u)
-{
-    atomic_store(&u->im.cancel, true);
-    log_info("import cut off after %" PRIu64 " bytes: nothing kept", u->received);
-    upload_free(u);
-}
