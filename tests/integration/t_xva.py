@@ -34,7 +34,7 @@ import threading
 import time
 import urllib.request
 
-from hxtest import SOURCE_DIR, UUID_RE, Daemon, ok, run_tests
+from hxtest import PASSWORD, SOURCE_DIR, UUID_RE, XE, Daemon, ok, run_tests
 from t_api_sdk import vm_record
 import xvafix as X
 
@@ -702,6 +702,24 @@ def test_urls():
     (new,) = new_uuids(xe("vm-import", "filename=file://" + p("rt-gzip.xva")).stdout)
     assert ok(S.VM.get_name_label(SESS, vm_ref(new))) == "rt-vm"
     xe_fails("vm-import", "url=gopher://x/y", code="INVALID_VALUE")
+    # xe on another machine: HTTPS with a password, and plain HTTP.
+    env = dict(os.environ, HOME=D.tmp)
+    env.pop("HYPERXE_RUN_DIR", None)
+    login = ["-s", "127.0.0.1", "-u", "root", "-pw", PASSWORD]
+    x = p("remote.xva")
+    r = subprocess.run([XE] + login + ["-p", str(D.tls_port), "vm-export",
+                                       "uuid=" + ok(S.VM.get_uuid(SESS, ENV["rt_vm"])),
+                                       "filename=" + x, "compress=zstd"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and "Export succeeded" in r.stdout, r.stderr
+    r = subprocess.run([XE] + login + ["-p", str(D.tls_port), "vm-import", "filename=" + x],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and UUID_RE.fullmatch(r.stdout.strip()), r.stderr
+    r = subprocess.run([XE] + login + ["-p", str(D.port), "--nossl", "vm-import",
+                                       "filename=" + os.path.join(SAMPLES, "vmdk",
+                                                                  "qemu-streamOptimized.vmdk")],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and UUID_RE.fullmatch(r.stdout.strip()), r.stderr
 
 
 # ------------------------------------------------------------------------------- bad input
