@@ -242,10 +242,11 @@ static void plan_release(ExpPlan *p)
     memset(p, 0, sizeof(*p));
 }
 
+/* xapi's rule, which importers apply to the SR records of the file: data
+ * is streamed for disks outside SRs whose content type is "iso". */
 static bool sr_is_iso(const DbObj *sr)
 {
-    return !sr || strcmp(db_str(sr, F_SR_CONTENT_TYPE), "iso") == 0 ||
-           strcmp(db_str(sr, F_SR_TYPE), "udev") == 0 || strcmp(db_str(sr, F_SR_TYPE), "iso") == 0;
+    return !sr || strcmp(db_str(sr, F_SR_CONTENT_TYPE), "iso") == 0;
 }
 
 /* The VDI of a VBD whose data an export carries, or NULL. */
