@@ -101,10 +101,13 @@ bool xc_http_put_fd(XcConn *c, const char *path_query, int fd, int64_t length,
 /* ---- GET into a file ------------------------------------------------------------------- */
 
 #define OUT_BUFFER (1024 * 1024)
+/* Pieces at least this large are written without copying them first. */
+#define OUT_DIRECT (128 * 1024)
 
 typedef struct Down {
     int fd;
     uint8_t *buf;
+    uint8_t *buf_ptr; /* what flush_out writes when not buf */
     size_t len;
     long status;
     CURL *h;
@@ -117,9 +120,10 @@ typedef struct Down {
 
 static bool flush_out(Down *d)
 {
+    const uint8_t *p = d->buf_ptr ? d->buf_ptr : d->buf;
     size_t done = 0;
     while (done < d->len) {
-        ssize_t k = write(d->fd, d->buf + done, d->len - done);
+        ssize_t k = write(d->fd, p + done, d->len - done);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0) {
@@ -144,6 +148,17 @@ static size_t down_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
         return n;
     }
     size_t done = 0;
+    if (d->len == 0 && n >= OUT_DIRECT) {
+        /* A large piece: straight from curl's buffer, no copy. */
+        d->buf_ptr = (uint8_t *)ptr;
+        d->len = n;
+        bool ok = flush_out(d);
+        d->buf_ptr = NULL;
+        if (!ok)
+            return 0;
+        d->got += n;
+        return n;
+    }
     while (done < n) {
         size_t k = n - done < OUT_BUFFER - d->len ? n - done : OUT_BUFFER - d->len;
         memcpy(d->buf + d->len, ptr + done, k);
