@@ -1021,6 +1021,30 @@ static bool pred_off_or_reset(const VmRt *rt)
     return rt->guest_off || rt->exited || rt->crashed || rt->guest_reset;
 }
 
+/*
+ * True if an agent holds the guest side of the agent's channel (QEMU's
+ * chardev "frontend-open"): then it is worth asking it, and only then.
+ */
+static bool agent_present(VmRt *rt)
+{
+    if (!rt->vmm || vmm_get_backend() != VMM_BACKEND_QEMU)
+        return false;
+    struct json_object *ret = NULL;
+    if (vmm_qmp(rt->vmm, "query-chardev", NULL, 2000, &ret, NULL) < 0)
+        return false;
+    bool open = false;
+    size_t n = json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *c = json_object_array_get_idx(ret, i), *v;
+        if (json_object_object_get_ex(c, "label", &v) &&
+            strcmp(json_object_get_string(v), "charqga0") == 0 &&
+            json_object_object_get_ex(c, "frontend-open", &v))
+            open = json_object_get_boolean(v);
+    }
+    json_object_put(ret);
+    return open;
+}
+
 /* Asks the guest agent, if one answers, to power off or reboot the guest. */
 static bool ask_agent(HxEnv *env, VmRt *rt, const char *mode)
 {
@@ -1053,12 +1077,12 @@ static bool clean_stop(OpsCtx *ctx, VmRt *rt, bool reboot, bool *rebooted, XsErr
     unsigned timeout = other_config_seconds(ctx->db, rt->ref, "hyperxe-shutdown-timeout",
                                             SHUTDOWN_TIMEOUT_S);
     /*
+     * The guest agent when one runs in the guest; else the ACPI power button.
      * A reboot needs the agent (ACPI has no reboot button): without one the
-     * guest is powered off and started again. A power-off goes through the
-     * ACPI power button at once, and the agent is asked too if the guest has
-     * not reacted within a moment.
+     * guest is powered off and started again.
      */
-    bool agent = reboot && ask_agent(env, rt, "reboot");
+    bool present = agent_present(rt);
+    bool agent = present && ask_agent(env, rt, reboot ? "reboot" : "powerdown");
     if (!agent) {
         char *err = NULL;
         int r = rt->vmm ? vmm_powerdown(rt->vmm, &err) : -ESRCH;
@@ -1074,11 +1098,9 @@ static bool clean_stop(OpsCtx *ctx, VmRt *rt, bool reboot, bool *rebooted, XsErr
             }
         } else {
             free(err);
-            if (wait_for(ctx, rt, pred_off, 2) == -ETIMEDOUT)
-                ask_agent(env, rt, "powerdown");
         }
     }
-    int r = wait_for(ctx, rt, agent ? pred_off_or_reset : pred_off, timeout);
+    int r = wait_for(ctx, rt, agent && reboot ? pred_off_or_reset : pred_off, timeout);
     if (r == -ECANCELED) {
         xs_err_task_cancelled(errp, ctx->task ? ctx->task : "");
         return false;
@@ -1096,6 +1118,7 @@ static bool clean_stop(OpsCtx *ctx, VmRt *rt, bool reboot, bool *rebooted, XsErr
         rt->guest_off = rt->guest_reset = false;
         if (rt->exited)
             rt->expect_exit = true;
+        rt->pending = false; /* this call handles what it waited for */
     }
     pthread_mutex_unlock(&rt->mu);
     if (crashed) {

@@ -402,6 +402,16 @@ def test_actions_after_crash():
     xe("vm-uninstall", "uuid=" + vm, "--force")
 
 
+def test_stuck_guest_reported():
+    vm = new_pv_vm("stuck")
+    xe("vm-start", "uuid=" + vm)
+    inject(vm, "boot-timeout")
+    wait(lambda: messages(vm, "VM_STUCK"), "the report")
+    assert "no sign of an OS" in messages(vm, "VM_STUCK")[0]["body"]
+    assert power(vm) == "running"
+    xe("vm-uninstall", "uuid=" + vm, "--force")
+
+
 def test_crash_loops_stop():
     vm = new_pv_vm("loop")
     xe("vm-start", "uuid=" + vm)
@@ -744,6 +754,11 @@ def test_vcpus_live():
     assert param("vm", vm, "VCPUs-number") == "3"
     assert param("vm", vm, "VCPUs-at-startup") == "3"
     assert "between 1 and VCPUs-max" in xe_fails("vm-vcpu-hotplug", "uuid=" + vm, "new-vcpus=5")
+    # the dynamic range of a running VM moves its balloon
+    xe("vm-memory-dynamic-range-set", "uuid=" + vm, "min=128MiB", "max=192MiB")
+    wait(lambda: param("vm", vm, "memory-actual") == str(192 << 20), "the balloon")
+    cfg = json.load(open(os.path.join(D.run_dir, vm, "config.json")))
+    assert cfg["memory_target_mib"] == 192 and cfg["memory_mib"] == 256, cfg
     xe("vm-shutdown", "uuid=" + vm, "--force")
     assert "expected: running" in xe_fails("vm-vcpu-hotplug", "uuid=" + vm, "new-vcpus=2")
     xe("vm-uninstall", "uuid=" + vm, "--force")
@@ -905,7 +920,7 @@ def main():
                    test_vm_install_leaves_nothing_on_failure, test_template_round_trip,
                    test_power_state_machine, test_operations_in_progress,
                    test_actions_after_shutdown_and_reboot, test_actions_after_crash,
-                   test_crash_loops_stop, test_rtc_offset, test_boot_modes_and_devices,
+                   test_stuck_guest_reported, test_crash_loops_stop, test_rtc_offset, test_boot_modes_and_devices,
                    test_bad_input,
                    test_network_install, test_disks_and_cds, test_vifs_and_networks,
                    test_vcpus_live, test_bios_strings, test_consoles,

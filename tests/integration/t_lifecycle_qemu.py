@@ -22,6 +22,9 @@ def daemon(mode):
     return Daemon(env={"HX_QEMU": FAKE, "HX_FAKE_QEMU_MODE": mode})
 
 
+os.environ.setdefault("HX_QEMU", FAKE)  # test_accel_auto's daemon: the fake too
+
+
 def make_vm(s, sess, name):
     tmpl = ok(s.VM.get_by_name_label(sess, "Other install media"))[0]
     vm = ok(s.VM.clone(sess, tmpl, name))
@@ -121,12 +124,38 @@ def test_not_enough_memory():
         wait(lambda: not qemus(d), "no QEMU")
 
 
+def test_accel_auto():
+    """--accel auto: KVM only if /dev/kvm opens and the CPU has vmx or svm (not on PVM hosts)."""
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+        kvm = " vmx" in open("/proc/cpuinfo").read() or " svm" in open("/proc/cpuinfo").read()
+    except OSError:
+        kvm = False
+    d = Daemon(accel="auto")
+    try:
+        s, sess = d.login()
+        host = ok(s.host.get_all(sess))[0]
+        sv = ok(s.host.get_software_version(sess, host))
+        assert sv["accelerator"] == ("kvm" if kvm else "tcg"), sv
+        r = d.xe("host-param-get", "uuid=" + ok(s.host.get_uuid(sess, host)),
+                 "param-name=software-version", "param-key=accelerator")
+        assert r.stdout.strip() == sv["accelerator"]
+        vm = make_vm(s, sess, "accel")
+        ok(s.VM.start(sess, vm, False, False))
+        uuid = ok(s.VM.get_uuid(sess, vm))
+        argv = open(os.path.join(d.run_dir, uuid, "qemu.argv")).read()
+        assert "-accel %s" % sv["accelerator"] in argv, argv
+        ok(s.VM.hard_shutdown(sess, vm))
+    finally:
+        d.cleanup()
+
+
 def main():
     with open(KERNEL, "wb") as f:
         f.write(b"kernel")
     try:
         run_tests([test_qemu_fails_to_start, test_internal_error_is_a_crash,
-                   test_qemu_exits_while_running, test_not_enough_memory])
+                   test_qemu_exits_while_running, test_not_enough_memory, test_accel_auto])
     finally:
         subprocess.run(["rm", "-rf", TMP])
 

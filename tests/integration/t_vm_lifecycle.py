@@ -149,9 +149,22 @@ def test_bios_boot_and_power_operations():
     xe("vm-shutdown", "uuid=" + vm)
     assert power(vm) == "halted" and not qemu_pids(vm)
     assert "TEST-MARKER: power button" in console(vm)
+
+    # xe-edit-bootloader (troubleshooting 2): the guest's syslinux.cfg edited in place
+    editor = os.path.join(TMP, "editor")
+    with open(editor, "w") as f:
+        f.write("#!/bin/sh\nsed -i 's/test=wait/test=wait edited-by=xe-edit-bootloader/' \"$1\"\n")
+    os.chmod(editor, 0o755)
+    env = dict(os.environ, HYPERXE_RUN_DIR=D.run_dir, HOME=D.tmp, EDITOR=editor,
+               XE=os.environ.get("XE", "xe"))
+    r = subprocess.run([os.path.join(SOURCE_DIR, "src", "cli", "xe-edit-bootloader"),
+                        "-n", "bios", "-p", "1"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and "syslinux.cfg written back" in r.stdout, r.stdout + r.stderr
     # left running for the restart test
     xe("vm-start", "uuid=" + vm)
     wait_console(vm, r"TEST-MARKER: READY", "the boot")
+    assert "edited-by=xe-edit-bootloader" in re.search(r"TEST-INFO: cmdline=(.*)",
+                                                       console(vm)).group(1)
 
     # the graphical console: a WebSocket to QEMU's VNC server, which speaks RFB
     s, sess = D.login()
@@ -184,6 +197,10 @@ def test_guest_crashes():
            for a in ("preserve", "destroy", "coredump_and_destroy", "restart")}
     for a, vm in vms.items():
         xe("vm-param-set", "uuid=" + vm, "actions-after-crash=" + a)
+    # and a guest that never gets past its firmware (an empty disk): reported, not waited on
+    stuck = out("vm-install", "template=Debian Jessie 8.0", "new-name-label=stuck")
+    xe("vm-param-set", "uuid=" + stuck, "other-config:hyperxe-boot-timeout=20")
+    xe("vm-start", "uuid=" + stuck)
     for vm in vms.values():
         xe("vm-start", "uuid=" + vm)
 
@@ -220,6 +237,12 @@ def test_guest_crashes():
     wait(lambda: power(vm) == "halted", "halted after the loop")
     for vm in vms.values():
         xe("vm-uninstall", "uuid=" + vm, "--force")
+
+    wait(lambda: messages(stuck, "VM_STUCK"), "the stuck guest's report")
+    assert "no sign of an OS" in messages(stuck, "VM_STUCK")[0]["body"], messages(stuck,
+                                                                                "VM_STUCK")
+    assert power(stuck) == "running"
+    xe("vm-uninstall", "uuid=" + stuck, "--force")
 
 
 # ---- network install and hot-plug ----------------------------------------------------------
@@ -305,6 +328,47 @@ def test_network_install_and_hotplug():
     # left running for the restart test
 
 
+# ---- clean shutdown and reboot through the guest agent -----------------------------------------
+
+def agent_guest():
+    """The test guest with hyperxe-agent started at boot (as tests/guest builds it)."""
+    agent = os.path.join(os.environ.get("HX_BUILD_DIR", ""), "src", "agent", "hyperxe-agent")
+    if not os.path.exists(agent):
+        return None
+    out_dir = os.path.join(os.environ["HX_BUILD_DIR"], "tests", "integration", "agent-guest")
+    env = dict(os.environ, HX_GUEST_EXTRA="%s:/usr/sbin/hyperxe-agent %s:/etc/rc.guest" % (
+        agent, os.path.join(SOURCE_DIR, "tests", "guest", "rc.agent")))
+    r = subprocess.run([os.path.join(SOURCE_DIR, "scripts", "build-test-guest"), out_dir],
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert r.returncode == 0, r.stdout
+    return out_dir
+
+
+def test_guest_agent_shutdown_and_reboot():
+    g = agent_guest()
+    if not g:
+        print("# skipped: no hyperxe-agent in the build")
+        return
+    vm = pv_vm("agent", "test=wait")
+    xe("vm-param-set", "uuid=" + vm, "PV-ramdisk=" + os.path.join(g, "initrd.img"))
+    xe("vm-start", "uuid=" + vm)
+    wait_console(vm, r"hyperxe-agent started \(rc=0\)", "the agent")
+    wait_console(vm, r"TEST-MARKER: READY", "the boot")
+    pid = qemu_pids(vm)
+    # a clean reboot is the agent's: the guest reboots in place, in the same QEMU
+    xe("vm-reboot", "uuid=" + vm)
+    wait_console(vm, r"TEST-MARKER: READY", "the second boot", count=2)
+    assert "TEST-MARKER: reboot" in console(vm) and qemu_pids(vm) == pid
+    assert power(vm) == "running"
+    # a clean shutdown too: the agent powers the guest off (not the power button)
+    wait_console(vm, r"hyperxe-agent started \(rc=0\)", "the agent again", count=2)
+    xe("vm-shutdown", "uuid=" + vm)
+    assert power(vm) == "halted"
+    log = console(vm)
+    assert "TEST-MARKER: poweroff" in log and "power button" not in log, log[-500:]
+    xe("vm-uninstall", "uuid=" + vm, "--force")
+
+
 # ---- the daemon killed while VMs run ----------------------------------------------------------
 
 def test_daemon_killed_while_vms_run():
@@ -351,7 +415,8 @@ def main():
     D = Daemon()
     try:
         run_tests([test_bios_boot_and_power_operations, test_guest_crashes,
-                   test_network_install_and_hotplug, test_daemon_killed_while_vms_run])
+                   test_network_install_and_hotplug, test_guest_agent_shutdown_and_reboot,
+                   test_daemon_killed_while_vms_run])
     finally:
         for line in subprocess.run(["pgrep", "-f", D.run_dir], capture_output=True,
                                    text=True).stdout.split():
