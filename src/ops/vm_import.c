@@ -665,9 +665,10 @@ static bool read_ova(Importer *im, const char *xml, size_t len, XsError **errp)
         vm_import_error(im, errp, "ova.xml has no version (xapi_major, xapi_minor)");
         return false;
     }
-    if (major > HX_XVA_XAPI_MAJOR || (major == HX_XVA_XAPI_MAJOR && minor > HX_XVA_XAPI_MINOR)) {
-        log_warn("import: the file comes from xapi %" PRId64 ".%" PRId64 ", newer than %d.%d",
-                 major, minor, HX_XVA_XAPI_MAJOR, HX_XVA_XAPI_MINOR);
+    if (major > HX_XVA_IMPORT_MAX_MAJOR ||
+        (major == HX_XVA_IMPORT_MAX_MAJOR && minor > HX_XVA_IMPORT_MAX_MINOR)) {
+        log_warn("import: the file claims xapi %" PRId64 ".%" PRId64 ", newer than %d.%d",
+                 major, minor, HX_XVA_IMPORT_MAX_MAJOR, HX_XVA_IMPORT_MAX_MINOR);
         xs_err_import_incompatible_version(errp);
         return false;
     }

@@ -22,11 +22,16 @@
 #include "ops/ops.h"
 #include "util/strbuf.h"
 
-/* The xapi version our ova.xml claims, and the newest whose files we read
- * (newer: IMPORT_INCOMPATIBLE_VERSION). XCP-ng 8.3's xapi at the time of
- * writing; every XenServer release from 6.x to 8.4 is older. */
-#define HX_XVA_XAPI_MAJOR 25
-#define HX_XVA_XAPI_MINOR 33
+/* The xapi version our ova.xml claims: XenServer 7.0's (xapi 1.9), so that
+ * every XenServer from 7.0 on and every XCP-ng accepts our files (xapi
+ * refuses exports from a newer xapi than its own). */
+#define HX_XVA_XAPI_MAJOR 1
+#define HX_XVA_XAPI_MINOR 9
+/* The newest xapi whose files we read (newer: IMPORT_INCOMPATIBLE_VERSION).
+ * We read every field we know and ignore the others, so only versions no
+ * xapi will reach for years are refused. */
+#define HX_XVA_IMPORT_MAX_MAJOR 99
+#define HX_XVA_IMPORT_MAX_MINOR 999
 
 /* The virtual size of the disk made from a version-1 vdi of size bytes:
  * rounded up to a whole sector (xe streams it padded with zeros). */

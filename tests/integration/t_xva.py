@@ -744,7 +744,7 @@ def test_bad_input():
 
     flipped = bytearray(good)
     flipped[good.index(b"Ref:2/00000002") + 512 + 77] ^= 0x40
-    old_ver = X.version(99, 0)
+    old_ver = X.version(100, 0)
     no_mem = X.vm_rec("bad-vm", ["Ref:1"], [], metrics=X.NULL)
     del no_mem["memory_static_max"]
     past = good_members[:3] + [("Ref:2/00000900", data[:MiB]),
