@@ -564,6 +564,9 @@ static int cmd_vdi_import(Cli *cli, const CliCommand *cmd)
 
 static int cmd_vdi_export(Cli *cli, const CliCommand *cmd)
 {
+    if (cli_has(cli, "base"))
+        return cli_fail(cli, "Differencing exports (base=) are not supported: export the whole "
+                             "VDI (leave out base=).");
     return transfer(cli, false);
 }
 

@@ -43,7 +43,11 @@ static int iso_attach(const SrAttachArgs *a, char **dir, char **err)
         return -EINVAL;
     }
     const char *fstype = NULL;
-    if (!iso_is_remote(loc, &fstype)) {
+    bool remote = iso_is_remote(loc, &fstype);
+    const char *t = a->config(a->opaque, "type");
+    if (remote && t && (strcmp(t, "nfs") == 0 || strcmp(t, "cifs") == 0))
+        fstype = t;
+    if (!remote) {
         struct stat st;
         if (stat(loc, &st) != 0 || !S_ISDIR(st.st_mode)) {
             if (err)

@@ -591,6 +591,20 @@ def test_iso_and_udev_srs():
     err = xe_fails("sr-create", "name-label=nfs-isos", "type=iso",
                    "device-config:location=192.0.2.1:/nothing")
     assert "mount" in err, err
+    # The guide's helper: a local library, then a remote one where nothing listens.
+    helper = os.path.join(os.environ.get("HX_SOURCE_DIR", "."), "src", "cli", "xe-mount-iso-sr")
+    env = dict(os.environ, XE=os.environ.get("XE", "xe"), HYPERXE_RUN_DIR=D.run_dir, HOME=D.tmp)
+    r = subprocess.run([helper, iso_dir], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lib = r.stdout.strip()
+    assert xe_out("sr-param-get", "uuid=" + lib, "param-name=name-label") == \
+        "Remote ISO Library on: " + iso_dir
+    assert xe_out("vdi-list", "sr-uuid=" + lib, "name-label=a.iso", "--minimal")
+    r = subprocess.run([helper, "//192.0.2.1/isos", "-t", "cifs", "-o", "username=me/wg"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "mount" in r.stderr, r.stderr
+    xe("pbd-unplug", "uuid=" + xe_out("pbd-list", "sr-uuid=" + lib, "--minimal"))
+    xe("sr-forget", "uuid=" + lib)
     # The DVD drives SR works without drives.
     udev = xe_out("sr-list", "type=udev", "--minimal")
     xe("sr-scan", "uuid=" + udev)
