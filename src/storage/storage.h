@@ -137,7 +137,8 @@ int vdi_file_info(const char *path, VdiFileInfo *info, char **err);
  * <parent>.qcow2 (size may then be 0: the parent's). */
 int vdi_file_create_tmp(const char *dir, const char *uuid, uint64_t size, const char *parent_uuid,
                         char **err);
-/* fsyncs the tmp file, renames it to the final name and fsyncs dir. */
+/* Renames the tmp file to the final name and fsyncs dir (the data itself is
+ * not flushed: the durability of the database, see vdi_file.c). */
 int vdi_file_publish(const char *dir, const char *uuid, char **err);
 /* Removes whatever tmp file exists for uuid. */
 void vdi_file_discard_tmp(const char *dir, const char *uuid);

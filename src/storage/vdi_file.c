@@ -183,9 +183,9 @@ int vdi_file_publish(const char *dir, const char *uuid, char **err)
 {
     _cleanup_free_ char *tmp = vdi_file_path(dir, uuid, VDI_NAME_TMP);
     _cleanup_free_ char *fin = vdi_file_path(dir, uuid, VDI_NAME_FINAL);
-    int r = fsync_path(tmp);
-    if (r < 0)
-        return set_err(err, r, "cannot flush %s: %s", tmp, strerror(-r));
+    /* No fsync of the data: the same durability as the database (SQLite WAL,
+     * synchronous=NORMAL): nothing is lost when the process dies; a power
+     * failure may lose the last seconds, and the next start reconciles. */
     if (rename(tmp, fin) != 0)
         return set_err(err, errno, "cannot rename %s to %s: %s", tmp, fin, strerror(errno));
     fsync_path(dir);
