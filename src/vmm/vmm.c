@@ -579,6 +579,14 @@ int vmm_suspend(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque,
     return VMM_DISPATCH(suspend, path, progress, opaque, err);
 }
 
+int vmm_save_state(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque, char **err)
+{
+    if (!path || path[0] != '/')
+        return vmm_error(err, -EINVAL, "VM %s: the state image path must be absolute",
+                         vm->uuid);
+    return VMM_DISPATCH(save_state, path, progress, opaque, err);
+}
+
 int vmm_migrate(Vmm *vm, const char *uri, const VmmMigrateOptions *opts, VmmProgressFn progress,
                 void *opaque, char **err)
 {

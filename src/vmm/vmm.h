@@ -425,6 +425,15 @@ VmmRunState vmm_last_state(Vmm *vm);
  */
 int vmm_suspend(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque, char **err);
 
+/*
+ * Checkpoint: writes the whole state of a VM stopped by vmm_pause() to
+ * `path` (the image vmm_suspend() writes, resumed the same way) and keeps
+ * QEMU. The guest stays paused; vmm_unpause() runs it on and gives it its
+ * disks back (nothing else may touch the disks in between). -EBUSY unless
+ * the VM is paused. On failure the image is removed.
+ */
+int vmm_save_state(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque, char **err);
+
 typedef struct VmmMigrateOptions {
     uint64_t max_bandwidth; /* bytes/s, 0 = QEMU's default (128 MiB/s) */
     unsigned downtime_ms;   /* 0 = QEMU's default (300 ms) */

@@ -41,6 +41,8 @@ typedef struct VmmOps {
     int (*destroy)(Vmm *vm, unsigned timeout_ms, char **err);
     int (*query_status)(Vmm *vm, VmmRunState *state, char **err);
     int (*suspend)(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque, char **err);
+    int (*save_state)(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque,
+                      char **err);
     int (*migrate)(Vmm *vm, const char *uri, const VmmMigrateOptions *opts,
                    VmmProgressFn progress, void *opaque, char **err);
     int (*wait_incoming)(Vmm *vm, unsigned timeout_ms, char **err);

@@ -896,6 +896,37 @@ static int qemu_vm_suspend(Vmm *vm, const char *path, VmmProgressFn progress, vo
     return qemu_vm_destroy(vm, 10000, err);
 }
 
+static int qemu_vm_save_state(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque,
+                              char **err)
+{
+    int r = 0;
+    QmpMonitor *mon = qemu_vm_mon(vm, &r, err);
+    if (!mon)
+        return r;
+    VmmRunState st;
+    r = qmp_cmd_query_status(mon, &st, err);
+    if (r < 0)
+        return qemu_vm_fail(vm, r, err);
+    if (st != VMM_RUN_STATE_PAUSED)
+        return vmm_error(err, -EBUSY, "VM %s: its state can be saved only while it is paused "
+                         "(state %s)", vm->uuid, vmm_run_state_to_string(st));
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return vmm_error(err, -errno, "cannot create state image %s: %s", path,
+                         strerror(errno));
+    VmmMigrateOptions opts = {.max_bandwidth = (uint64_t)INT64_MAX / 2};
+    r = qemu_vm_migrate_to(vm, mon, "fd:hx-outgoing", fd, &opts, progress, opaque, err);
+    if (r == 0 && fsync(fd) < 0)
+        r = vmm_error(err, -errno, "cannot sync state image %s: %s", path, strerror(errno));
+    if (r < 0) {
+        unlink(path);
+        return r;
+    }
+    /* QEMU is now in "postmigrate" with its disks let go; cont takes them back. */
+    log_info("VM %s: state saved to %s", vm->uuid, path);
+    return 0;
+}
+
 static int qemu_vm_migrate(Vmm *vm, const char *uri, const VmmMigrateOptions *opts,
                            VmmProgressFn progress, void *opaque, char **err)
 {
@@ -1703,6 +1734,7 @@ const VmmOps vmm_qemu_ops = {
     .destroy = qemu_vm_destroy,
     .query_status = qemu_vm_query_status,
     .suspend = qemu_vm_suspend,
+    .save_state = qemu_vm_save_state,
     .migrate = qemu_vm_migrate,
     .wait_incoming = qemu_vm_wait_incoming,
     .dump_core = qemu_vm_dump_core,
