@@ -233,8 +233,49 @@ static bool live_resize(OpsCtx *ctx, const char *vbd, int64_t size, XsError **er
     return ok;
 }
 
+static void merge_progress(uint64_t done, uint64_t total, void *opaque)
+{
+    if (total)
+        ops_progress(opaque, (double)done / (double)total);
+}
+
+/* A merge of a chain the running VM uses: its own block job (commit) does the work. */
+static bool live_merge(OpsCtx *ctx, const char *vbd, unsigned depth, const char *backing_name,
+                       XsError **errp)
+{
+    LiveDisk d;
+    if (!live_disk(ctx, vbd, &d, errp))
+        return false;
+    char *token = NULL;
+    VmRt *rt = vmrt_get(ctx->env, d.vm);
+    Vmm *held = rt ? vmrt_held_vmm(rt) : NULL;
+    Vmm *h = held ? held
+                  : ops_vm_claim_running(ctx, d.vm, "update_allowed_operations", &token, errp);
+    bool ok = false;
+    if (h) {
+        char job[32];
+        snprintf(job, sizeof(job), "hx-merge-%u", d.position);
+        char *err = NULL;
+        int r = vmm_job_commit_layer(h, d.position, depth, backing_name, job, &err);
+        if (r == 0)
+            r = vmm_job_wait(h, job, true, 30 * 60 * 1000, merge_progress, ctx, &err);
+        if (r < 0) {
+            log_error("VBD %s: merging layer %u of the running disk failed: %s", vbd, depth,
+                      err ? err : strerror(-r));
+            xs_err_vdi_in_use(errp, vbd, "merge");
+        }
+        free(err);
+        ok = r == 0;
+        if (!held)
+            ops_vm_release_running(ctx, d.vm, token);
+    }
+    free(d.vm);
+    return ok;
+}
+
 void vmdisk_register_live_hooks(void)
 {
-    OpsVdiLiveHooks hooks = {.snapshot = live_snapshot, .resize = live_resize};
+    OpsVdiLiveHooks hooks = {.snapshot = live_snapshot, .resize = live_resize,
+                             .merge = live_merge};
     ops_vdi_set_live_hooks(&hooks);
 }

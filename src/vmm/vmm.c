@@ -713,6 +713,17 @@ int vmm_job_commit(Vmm *vm, unsigned position, const char *top, const char *base
     return VMM_DISPATCH(job_commit, position, top, base, job_id, err);
 }
 
+int vmm_job_commit_layer(Vmm *vm, unsigned position, unsigned top_depth, const char *backing_file,
+                         const char *job_id, char **err)
+{
+    if (!job_id || !*job_id)
+        return vmm_error(err, -EINVAL, "VM %s: a block job needs an id", vm->uuid);
+    if (top_depth == 0 && backing_file)
+        return vmm_error(err, -EINVAL, "VM %s: committing the active layer rewrites no backing "
+                         "file", vm->uuid);
+    return VMM_DISPATCH(job_commit_layer, position, top_depth, backing_file, job_id, err);
+}
+
 int vmm_job_stream(Vmm *vm, unsigned position, const char *base, const char *job_id, char **err)
 {
     if (!vmm_job_id_valid(job_id))

@@ -840,8 +840,9 @@ static void sim_job_apply(Vmm *vm, SimJob *job)
     sim_save_locked(vm);
 }
 
+/* layer >= 0: a commit of that layer of the chain (by place) into the one below. */
 static int sim_job_start(Vmm *vm, VmmJobType type, unsigned position, const char *top,
-                         const char *base, const char *job_id, char **err)
+                         const char *base, long layer, const char *job_id, char **err)
 {
     int r = sim_alive(vm, err);
     if (r < 0)
@@ -866,7 +867,16 @@ static int sim_job_start(Vmm *vm, VmmJobType type, unsigned position, const char
             for (ti = 0; ti < c->len && !STREQ(c->files[ti], top); ti++) {
             }
         }
-        if (type == VMM_JOB_STREAM) {
+        if (layer >= 0) {
+            ti = (size_t)layer;
+            bi = ti + 1;
+            if (bi >= c->len)
+                r = vmm_error(err, -ENODEV, "VM %s: disk %u has no layer below layer %ld",
+                              vm->uuid, position, layer);
+            else if (bi == c->len - 1)
+                r = vmm_error(err, -EBUSY, "VM %s: layer %zu of disk %u was not added by a "
+                              "snapshot", vm->uuid, bi, position);
+        } else if (type == VMM_JOB_STREAM) {
             ti = 0;
             bi = c->len;
             if (base)
@@ -878,13 +888,13 @@ static int sim_job_start(Vmm *vm, VmmJobType type, unsigned position, const char
                 for (bi = ti + 1; bi < c->len && !STREQ(c->files[bi], base); bi++) {
                 }
         }
-        if (ti >= c->len)
+        if (r == 0 && ti >= c->len)
             r = vmm_error(err, -ENOENT, "VM %s: %s is not in the chain of disk %u", vm->uuid,
                           top, position);
-        else if (type == VMM_JOB_COMMIT && bi >= c->len)
+        else if (r == 0 && type == VMM_JOB_COMMIT && bi >= c->len)
             r = vmm_error(err, base ? -ENOENT : -EINVAL, "VM %s: disk %u has no backing file "
                           "to commit into", vm->uuid, position);
-        else if (type == VMM_JOB_STREAM && base && bi >= c->len)
+        else if (r == 0 && type == VMM_JOB_STREAM && base && bi >= c->len)
             r = vmm_error(err, -ENOENT, "VM %s: %s is not a backing file of disk %u", vm->uuid,
                           base, position);
     }
@@ -913,13 +923,19 @@ static int sim_job_start(Vmm *vm, VmmJobType type, unsigned position, const char
 static int sim_job_commit(Vmm *vm, unsigned position, const char *top, const char *base,
                           const char *job_id, char **err)
 {
-    return sim_job_start(vm, VMM_JOB_COMMIT, position, top, base, job_id, err);
+    return sim_job_start(vm, VMM_JOB_COMMIT, position, top, base, -1, job_id, err);
+}
+
+static int sim_job_commit_layer(Vmm *vm, unsigned position, unsigned top_depth,
+                                const char *backing_file, const char *job_id, char **err)
+{
+    return sim_job_start(vm, VMM_JOB_COMMIT, position, NULL, NULL, (long)top_depth, job_id, err);
 }
 
 static int sim_job_stream(Vmm *vm, unsigned position, const char *base, const char *job_id,
                           char **err)
 {
-    return sim_job_start(vm, VMM_JOB_STREAM, position, NULL, base, job_id, err);
+    return sim_job_start(vm, VMM_JOB_STREAM, position, NULL, base, -1, job_id, err);
 }
 
 static int sim_job_query(Vmm *vm, const char *job_id, VmmJobInfo *info, char **err)
@@ -1070,6 +1086,7 @@ const VmmOps vmm_sim_ops = {
     .query_disks = sim_query_disks,
     .snapshot_disks = sim_snapshot_disks,
     .job_commit = sim_job_commit,
+    .job_commit_layer = sim_job_commit_layer,
     .job_stream = sim_job_stream,
     .job_query = sim_job_query,
     .job_complete = sim_job_complete,

@@ -271,6 +271,17 @@ def test_running_vm_snapshot_checkpoint_revert():
     assert vm_param(vm, "power-state") == "running"
     assert vm_param(vm, "parent") == ck
     assert vm_param(vm, "suspend-VDI-uuid") == "<not in database>"
+    # Snapshots deleted under the running VM: its chains merge back at once, except into
+    # the image the VM (here: the resumed checkpoint) started with, which waits until the
+    # VM stops.
+    d0 = {depth(v) for v in vm_disks(vm).values()}
+    extra = [xe_out("vm-snapshot", "uuid=" + vm, "new-name-label=x%d" % i) for i in range(3)]
+    assert {depth(v) for v in vm_disks(vm).values()} == {d + 3 for d in d0}
+    for x in extra:
+        xe("snapshot-uninstall", "uuid=" + x, "--force")
+    assert {depth(v) for v in vm_disks(vm).values()} == {d + 1 for d in d0}
+    assert "was not added by a snapshot" in D.log()
+    check_sr_clean()
     # Revert to the disk snapshot of the running VM: the VM is stopped first.
     xe("snapshot-revert", "snapshot-uuid=" + snap)
     assert vm_param(vm, "power-state") == "halted"
@@ -486,22 +497,27 @@ def test_failures_leave_nothing():
             D.stop()
             D.env.pop("HYPERXE_FAIL_AT")
             D.start()
-    # A checkpoint whose memory cannot be saved: the VM runs on, nothing is made.
+    # A checkpoint whose memory cannot be saved: the VM runs on, nothing is made. (The
+    # layer the disk switched to stays under the running VM when it sits on the image the
+    # VM started with: that merge waits until the VM stops.)
+    before = state()
     xe("vm-start", "uuid=" + vm)
     D.stop()
     D.env["HYPERXE_FAIL_AT"] = "checkpoint-save"
     D.start()
     try:
-        before = state()
         xe_fails("vm-checkpoint", "uuid=" + vm, "new-name-label=c",
                  code="VM_CHECKPOINT_SUSPEND_FAILED")
-        assert state() == before
         assert vm_param(vm, "power-state") == "running"
+        assert state()[:2] == before[:2]
+        assert xe_out("vdi-list", "managed=true", "--minimal").count(",") == \
+            len([v for v in before[2] if vdi_param(v, "managed") == "true"]) - 1
     finally:
         D.stop()
         D.env.pop("HYPERXE_FAIL_AT")
         D.start()
     xe("vm-shutdown", "uuid=" + vm, "--force")
+    assert state() == before
     check_sr_clean()
     destroy_vm(vm)
     check_sr_clean()
