@@ -648,7 +648,8 @@ bool api_call(Api *api, const ApiPeer *peer, const char *method, XsValue *params
                 job->plan = p;
                 job->args = args;
                 job->nargs = p.nargs;
-                job->task = task;
+                /* The job's own copy: a fast job may end (and free it) before the reply. */
+                job->task = xstrdup(task);
                 job->session = xstrdup(session);
                 job->info = info;
                 job->peer_addr = xstrdup(peer && peer->addr ? peer->addr : "");
@@ -673,6 +674,7 @@ bool api_call(Api *api, const ApiPeer *peer, const char *method, XsValue *params
                     xvw_init(&w, fmt, out);
                     xvw_string(&w, task);
                 }
+                free(task);
             }
         } else {
             OpsCtx ctx = {
