@@ -175,11 +175,14 @@ static bool hold_vm(OpsCtx *ctx, const char *vm, const char *op, unsigned mask, 
     } else {
         db_abort(txn);
     }
-    if (ok && (h->power == VM_POWER_STATE_RUNNING || h->power == VM_POWER_STATE_PAUSED)) {
+    bool have = false;
+    if (ok) {
         pthread_mutex_lock(&h->rt->mu);
-        bool have = h->rt->vmm != NULL;
+        have = h->rt->vmm != NULL;
         snprintf(h->rt->owner_token, sizeof(h->rt->owner_token), "%s", h->token);
         pthread_mutex_unlock(&h->rt->mu);
+    }
+    if (ok && (h->power == VM_POWER_STATE_RUNNING || h->power == VM_POWER_STATE_PAUSED)) {
         if (!have) {
             /* The record says it runs but no QEMU is known: refuse rather than guess. */
             xs_err_vm_bad_power_state(errp, vm, "running", "halted");
