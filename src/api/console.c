@@ -297,9 +297,19 @@ static bool header_has(HttpRequest *req, const char *name, const char *token)
     return false;
 }
 
+/* The error as a JSON array [code, params...]: parameters may hold commas. */
 static void reply_xs_error(HttpReply *reply, unsigned status, const XsError *err)
 {
-    api_http_error_reply(reply, status, err);
+    reply->status = status;
+    reply->content_type = "application/json";
+    strbuf_reset(&reply->body);
+    strbuf_addch(&reply->body, '[');
+    strbuf_add_json_string(&reply->body, err->code);
+    for (size_t i = 0; i < err->nparams; i++) {
+        strbuf_addch(&reply->body, ',');
+        strbuf_add_json_string(&reply->body, err->params[i]);
+    }
+    strbuf_adds(&reply->body, "]\n");
 }
 
 /* The console record behind ref: its VM and protocol (read lock taken inside). */

@@ -648,7 +648,8 @@ bool api_call(Api *api, const ApiPeer *peer, const char *method, XsValue *params
                 job->plan = p;
                 job->args = args;
                 job->nargs = p.nargs;
-                /* The job's own copy: a fast job may end (and free it) before the reply. */
+                /* The job's own copy: the thread may finish (and free it) before the
+                 * reply below is written. */
                 job->task = xstrdup(task);
                 job->session = xstrdup(session);
                 job->info = info;

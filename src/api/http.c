@@ -531,6 +531,8 @@ HttpServer *http_server_start(const char *listen, const HttpServerConfig *cfg,
          NULL},
         {MHD_OPTION_THREAD_STACK_SIZE,
          (intptr_t)(cfg->thread_stack_size ? cfg->thread_stack_size : 512 * 1024), NULL},
+        /* Bigger reads for uploads (import handlers): 32 KiB by default. */
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 512 * 1024, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, NULL},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL},
         {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->key},

@@ -48,8 +48,7 @@ bool cli_select_vms(Cli *cli, const CliCommand *cmd, unsigned flags, CliSelectio
         kept[sub.nparams++] = cli->params[i];
     }
     bool selected = cli_select(&sub, &xs_class_VM, filters.buf, true, &all);
-    /* The record cache sub may have made is cli's (freed with it). */
-    cli->cache = sub.cache;
+    cli->cache = sub.cache; /* records fetched for sub are the command's cache too */
     if (selected) {
         for (size_t i = 0; i < all.n; i++) {
             const XsValue *r = all.records[i];

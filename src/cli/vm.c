@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/cli_util.h"
 #include "client/transfer.h"
+#include "model/wire.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
@@ -320,8 +321,10 @@ static int uninstall(Cli *cli, const char *vm)
             cli_print_line(cli, l);
             free(l);
         }
-        if (!user_says_yes(cli))
+        if (!user_says_yes(cli)) {
+            rc = 0; /* declined, not failed */
             goto out;
+        }
     }
     const XsValue *r = cli_record(cli, XS_CLASS_VM, vm);
     const char *ps = r ? cli_rec_str(r, "power_state") : "Halted";
@@ -696,9 +699,24 @@ static int transfer_error(Cli *cli, const XcTransferResult *res)
     if (res->error && !res->http_status)
         return cli_fail(cli, "%s", res->error);
     char *body = xstrdup(res->body ? res->body : "");
+    XsError *err = NULL;
+    XsValue *j = body[0] == '[' ? xv_from_json(body, strlen(body), NULL) : NULL;
+    if (j && j->kind == XV_ARRAY && j->n > 0 && j->items[0].kind == XV_STRING) {
+        /* [code, params...] */
+        const char *params[16];
+        size_t n = 0;
+        for (uint32_t i = 1; i < j->n && n < 16; i++)
+            params[n++] = j->items[i].kind == XV_STRING ? j->items[i].s : "";
+        xs_error_setv(&err, j->items[0].s, n, params);
+        xv_free(j);
+        int rc = cli_error(cli, err);
+        xs_error_free(err);
+        free(body);
+        return rc;
+    }
+    xv_free(j);
     body[strcspn(body, "\n")] = '\0';
     char *colon = strstr(body, ": ");
-    XsError *err = NULL;
     if (colon) {
         *colon = '\0';
         const char *params[16];

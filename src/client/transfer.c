@@ -7,17 +7,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "client/transfer.h"
+#include "util/macros.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
 
 #define XFER_BUFFER (2 * 1024 * 1024)
 
+#define GET_BUFFER (1024 * 1024)
+
 typedef struct Xfer {
+    char *buf; /* GET: bytes not yet written */
+    size_t buffered;
     int fd;
     bool seekable;
     uint64_t pos;    /* bytes written (GET) */
@@ -28,6 +34,12 @@ typedef struct Xfer {
     int write_errno;
     XcTransferProgress progress;
     void *opaque;
+    /* GET in the sparse framing: records {offset u64, length u32} + bytes */
+    bool framed, frame_end, have_size;
+    uint8_t fh[12];
+    size_t fh_have;
+    uint64_t rec_left;
+    uint64_t file_size;
 } Xfer;
 
 void xc_transfer_result_release(XcTransferResult *r)
@@ -57,12 +69,112 @@ static size_t body_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     return size * nmemb;
 }
 
+#define HOLE_UNIT (64 * 1024)
+
 static bool zero_block(const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (p[i])
+    static const char z[4096];
+    for (; n >= sizeof(z); p += sizeof(z), n -= sizeof(z))
+        if (memcmp(p, z, sizeof(z)) != 0)
             return false;
+    return n == 0 || memcmp(p, z, n) == 0;
+}
+
+static bool put(Xfer *x, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = x->seekable ? pwrite(x->fd, p, n, (off_t)x->pos) : write(x->fd, p, n);
+        if (k <= 0) {
+            x->write_errno = k < 0 ? errno : EIO;
+            return false;
+        }
+        x->pos += (uint64_t)k;
+        p += k;
+        n -= (size_t)k;
+        if (x->pos > x->extent)
+            x->extent = x->pos;
+    }
     return true;
+}
+
+/* Writes data (starting at x->pos), leaving holes for aligned 64 KiB blocks of
+ * zeros (smaller ones are not worth the calls). */
+static bool flush_data(Xfer *x, const char *ptr, size_t n)
+{
+    if (!x->seekable)
+        return put(x, ptr, n);
+    size_t done = 0, run = 0; /* run: start of pending data in ptr */
+    while (done < n) {
+        size_t chunk = HOLE_UNIT - (size_t)((x->pos + (done - run)) % HOLE_UNIT);
+        if (chunk > n - done)
+            chunk = n - done;
+        if (chunk == HOLE_UNIT && zero_block(ptr + done, chunk)) {
+            if (done > run && !put(x, ptr + run, done - run))
+                return false;
+            x->pos += chunk;
+            done += chunk;
+            run = done;
+            continue;
+        }
+        done += chunk;
+    }
+    return done <= run || put(x, ptr + run, done - run);
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Sparse framing: each record's bytes go to their offset; holes stay holes. */
+static size_t framed_cb(Xfer *x, const char *ptr, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        if (x->frame_end) {
+            x->write_errno = EPROTO;
+            return 0;
+        }
+        if (x->rec_left == 0) {
+            size_t k = MIN(n - done, sizeof(x->fh) - x->fh_have);
+            memcpy(x->fh + x->fh_have, ptr + done, k);
+            x->fh_have += k;
+            done += k;
+            if (x->fh_have < sizeof(x->fh))
+                continue;
+            x->fh_have = 0;
+            uint64_t off = get_le(x->fh, 8);
+            uint64_t len = get_le(x->fh + 8, 4);
+            if (off == 0 && len == 0) {
+                x->frame_end = true;
+            } else if (len == 0) {
+                x->file_size = off;
+                x->have_size = true;
+            } else {
+                if (off < x->pos) {
+                    x->write_errno = EPROTO;
+                    return 0;
+                }
+                /* A pipe cannot have holes: the zeros are written. */
+                static const char z[65536];
+                while (!x->seekable && x->pos < off)
+                    if (!put(x, z, (size_t)MIN(off - x->pos, (uint64_t)sizeof(z))))
+                        return 0;
+                x->pos = off;
+                x->rec_left = len;
+            }
+            continue;
+        }
+        size_t k = (size_t)MIN((uint64_t)(n - done), x->rec_left);
+        if (!put(x, ptr + done, k))
+            return 0;
+        x->rec_left -= k;
+        done += k;
+    }
+    return n;
 }
 
 static size_t file_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -73,33 +185,35 @@ static size_t file_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
         curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
     if (x->status != 200)
         return body_cb(ptr, size, nmemb, userdata);
+    if (x->framed)
+        return framed_cb(x, ptr, n);
+    /* Gather small pieces (the server's chunks) into big writes. */
     size_t done = 0;
     while (done < n) {
-        /* 4 KiB aligned blocks of zeros become holes on regular files. */
-        size_t chunk = 4096 - (size_t)(x->pos % 4096);
-        if (chunk > n - done)
-            chunk = n - done;
-        if (x->seekable && chunk == 4096 && zero_block(ptr + done, chunk)) {
-            x->pos += chunk;
-            done += chunk;
-            continue;
+        size_t k = MIN(n - done, GET_BUFFER - x->buffered);
+        memcpy(x->buf + x->buffered, ptr + done, k);
+        x->buffered += k;
+        done += k;
+        if (x->buffered == GET_BUFFER) {
+            if (!flush_data(x, x->buf, x->buffered))
+                return 0;
+            x->buffered = 0;
         }
-        ssize_t k = x->seekable ? pwrite(x->fd, ptr + done, chunk, (off_t)x->pos)
-                                : write(x->fd, ptr + done, chunk);
-        if (k <= 0) {
-            x->write_errno = k < 0 ? errno : EIO;
-            return 0;
-        }
-        x->pos += (uint64_t)k;
-        done += (size_t)k;
-        if (x->pos > x->extent)
-            x->extent = x->pos;
     }
     return n;
 }
 
+static int bulk_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+    int size = 4 * 1024 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    return CURL_SOCKOPT_OK;
+}
+
 static bool perform(Xfer *x, XcTransferResult *res)
 {
+    curl_easy_setopt(x->h, CURLOPT_SOCKOPTFUNCTION, bulk_sockopt);
     curl_easy_setopt(x->h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(x->h, CURLOPT_XFERINFOFUNCTION, xferinfo);
     curl_easy_setopt(x->h, CURLOPT_XFERINFODATA, x);
@@ -156,11 +270,167 @@ bool xc_http_put_file(XcConn *c, const char *path_query, const char *filename,
     return ok;
 }
 
-bool xc_http_get_file(XcConn *c, const char *path_query, const char *filename,
-                      XcTransferProgress progress, void *opaque, XcTransferResult *res)
+/* ---- sparse uploads: XenServer's chunked framing ---- */
+
+#define SPARSE_RECORD (16u * 1024 * 1024)
+
+typedef struct Extent {
+    uint64_t off, len;
+} Extent;
+
+typedef struct SparseReader {
+    int fd;
+    uint64_t size;
+    Extent *ext;
+    size_t n, i;       /* extents and the current one */
+    uint64_t done;     /* bytes of the current extent already sent */
+    uint8_t hdr[12];
+    size_t hdr_len, hdr_sent;
+    uint64_t rec_left; /* data bytes of the current record still to send */
+    int stage;         /* 0: records, 1: length marker, 2: terminator, 3: done */
+    int error;
+} SparseReader;
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static void set_hdr(SparseReader *r, uint64_t off, uint32_t len)
+{
+    put_le(r->hdr, off, 8);
+    put_le(r->hdr + 8, len, 4);
+    r->hdr_len = 12;
+    r->hdr_sent = 0;
+}
+
+/* The data extents of fd (holes skipped); the whole file if the file system cannot tell. */
+static bool file_extents(int fd, uint64_t size, Extent **out, size_t *n)
+{
+    size_t alloc = 0;
+    *out = NULL;
+    *n = 0;
+    uint64_t pos = 0;
+    while (pos < size) {
+        off_t d = lseek(fd, (off_t)pos, SEEK_DATA);
+        if (d < 0) {
+            if (errno == ENXIO)
+                break;
+            free(*out);
+            *out = xnew0(Extent, 1);
+            (*out)[0] = (Extent){0, size};
+            *n = size ? 1 : 0;
+            return true;
+        }
+        off_t h = lseek(fd, d, SEEK_HOLE);
+        if (h < 0)
+            h = (off_t)size;
+        XGROW(*out, *n + 1, alloc);
+        (*out)[(*n)++] = (Extent){(uint64_t)d, (uint64_t)h - (uint64_t)d};
+        pos = (uint64_t)h;
+    }
+    return true;
+}
+
+static size_t sparse_read_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    SparseReader *r = userdata;
+    size_t max = size * nitems, out = 0;
+    while (out < max && r->stage < 3) {
+        if (r->hdr_sent < r->hdr_len) {
+            size_t k = MIN(max - out, r->hdr_len - r->hdr_sent);
+            memcpy(buf + out, r->hdr + r->hdr_sent, k);
+            r->hdr_sent += k;
+            out += k;
+            continue;
+        }
+        if (r->rec_left) {
+            size_t k = (size_t)MIN((uint64_t)(max - out), r->rec_left);
+            ssize_t got = pread(r->fd, buf + out, k, (off_t)(r->ext[r->i].off + r->done));
+            if (got <= 0) {
+                r->error = got < 0 ? errno : EIO;
+                return CURL_READFUNC_ABORT;
+            }
+            out += (size_t)got;
+            r->done += (uint64_t)got;
+            r->rec_left -= (uint64_t)got;
+            if (r->done == r->ext[r->i].len) {
+                r->i++;
+                r->done = 0;
+            }
+            continue;
+        }
+        if (r->stage == 0 && r->i < r->n) {
+            uint64_t len = MIN(r->ext[r->i].len - r->done, (uint64_t)SPARSE_RECORD);
+            set_hdr(r, r->ext[r->i].off + r->done, (uint32_t)len);
+            r->rec_left = len;
+        } else if (r->stage == 0) {
+            set_hdr(r, r->size, 0); /* the file's length */
+            r->stage = 1;
+        } else if (r->stage == 1) {
+            set_hdr(r, 0, 0);
+            r->stage = 2;
+        } else {
+            r->stage = 3;
+        }
+    }
+    return out;
+}
+
+bool xc_http_put_file_sparse(XcConn *c, const char *path_query, const char *filename,
+                             XcTransferProgress progress, void *opaque, XcTransferResult *res)
 {
     memset(res, 0, sizeof(*res));
-    Xfer x = {.progress = progress, .opaque = opaque};
+    SparseReader sr = {.fd = open(filename, O_RDONLY | O_CLOEXEC)};
+    if (sr.fd < 0) {
+        res->error = xasprintf("cannot open %s: %s", filename, strerror(errno));
+        return false;
+    }
+    struct stat st;
+    if (fstat(sr.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        res->error = xasprintf("%s is not a regular file", filename);
+        close(sr.fd);
+        return false;
+    }
+    sr.size = (uint64_t)st.st_size;
+    file_extents(sr.fd, sr.size, &sr.ext, &sr.n);
+    uint64_t body = 2 * 12;
+    for (size_t i = 0; i < sr.n; i++)
+        body += sr.ext[i].len + 12 * ((sr.ext[i].len + SPARSE_RECORD - 1) / SPARSE_RECORD);
+    Xfer x = {.fd = -1, .progress = progress, .opaque = opaque};
+    strbuf_init(&x.body, 0);
+    x.h = xc_transfer_handle(c, path_query);
+    if (!x.h) {
+        close(sr.fd);
+        free(sr.ext);
+        res->error = xstrdup("cannot set up the transfer");
+        return false;
+    }
+    curl_easy_setopt(x.h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(x.h, CURLOPT_READFUNCTION, sparse_read_cb);
+    curl_easy_setopt(x.h, CURLOPT_READDATA, &sr);
+    curl_easy_setopt(x.h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body);
+    curl_easy_setopt(x.h, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
+    curl_easy_setopt(x.h, CURLOPT_WRITEFUNCTION, body_cb);
+    curl_easy_setopt(x.h, CURLOPT_WRITEDATA, &x);
+    struct curl_slist *hdr = curl_slist_append(NULL, "Expect:");
+    hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
+    curl_easy_setopt(x.h, CURLOPT_HTTPHEADER, hdr);
+    bool ok = perform(&x, res);
+    if (sr.error && !res->error)
+        res->error = xasprintf("cannot read %s: %s", filename, strerror(sr.error));
+    curl_slist_free_all(hdr);
+    close(sr.fd);
+    free(sr.ext);
+    return ok && !sr.error;
+}
+
+static bool get_file(XcConn *c, const char *path_query, const char *filename, bool framed,
+                     XcTransferProgress progress, void *opaque, XcTransferResult *res)
+{
+    memset(res, 0, sizeof(*res));
+    Xfer x = {.progress = progress, .opaque = opaque, .framed = framed};
     strbuf_init(&x.body, 0);
     bool to_stdout = strcmp(filename, "-") == 0;
     x.fd = to_stdout ? STDOUT_FILENO
@@ -181,7 +451,30 @@ bool xc_http_get_file(XcConn *c, const char *path_query, const char *filename,
     curl_easy_setopt(x.h, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(x.h, CURLOPT_WRITEFUNCTION, file_cb);
     curl_easy_setopt(x.h, CURLOPT_WRITEDATA, &x);
+    x.buf = xmalloc(GET_BUFFER);
     bool ok = perform(&x, res);
+    if (ok && x.buffered && !flush_data(&x, x.buf, x.buffered)) {
+        res->error = xasprintf("cannot write %s: %s", filename, strerror(x.write_errno));
+        ok = false;
+    }
+    free(x.buf);
+    if (ok && framed && !x.frame_end) {
+        res->error = xstrdup("the server's sparse stream ended early");
+        ok = false;
+    }
+    if (ok && framed)
+        x.pos = x.file_size;
+    if (ok && framed && !x.seekable && x.pos > x.extent) {
+        /* A pipe: the trailing zeros must be written. */
+        static const char z[65536];
+        uint64_t left = x.pos - x.extent;
+        x.pos = x.extent;
+        while (ok && left) {
+            size_t k = (size_t)MIN(left, (uint64_t)sizeof(z));
+            ok = put(&x, z, k);
+            left -= k;
+        }
+    }
     if (ok && x.seekable && x.pos > x.extent && ftruncate(x.fd, (off_t)x.pos) != 0) {
         res->error = xasprintf("cannot write %s: %s", filename, strerror(errno));
         ok = false;
@@ -193,4 +486,16 @@ bool xc_http_get_file(XcConn *c, const char *path_query, const char *filename,
     if (!ok && !to_stdout)
         unlink(filename);
     return ok;
+}
+
+bool xc_http_get_file(XcConn *c, const char *path_query, const char *filename,
+                      XcTransferProgress progress, void *opaque, XcTransferResult *res)
+{
+    return get_file(c, path_query, filename, false, progress, opaque, res);
+}
+
+bool xc_http_get_file_sparse(XcConn *c, const char *path_query, const char *filename,
+                             XcTransferProgress progress, void *opaque, XcTransferResult *res)
+{
+    return get_file(c, path_query, filename, true, progress, opaque, res);
 }

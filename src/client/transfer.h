@@ -26,9 +26,18 @@ void xc_transfer_result_release(XcTransferResult *r);
 /* PUT filename's content to path_query ("/import_raw_vdi?..."). */
 bool xc_http_put_file(XcConn *c, const char *path_query, const char *filename,
                       XcTransferProgress progress, void *opaque, XcTransferResult *res);
+/* PUT of filename's data extents only, in XenServer's chunked framing
+ * (/import_raw_vdi?...&chunked=true): holes are not sent. */
+bool xc_http_put_file_sparse(XcConn *c, const char *path_query, const char *filename,
+                             XcTransferProgress progress, void *opaque, XcTransferResult *res);
 /* GET path_query into filename (created or truncated; "-" = stdout). */
 bool xc_http_get_file(XcConn *c, const char *path_query, const char *filename,
                       XcTransferProgress progress, void *opaque, XcTransferResult *res);
+
+/* GET of path_query?...&chunked=true: the reply is in the sparse framing
+ * (only non-zero runs are sent); the file gets holes for the rest. */
+bool xc_http_get_file_sparse(XcConn *c, const char *path_query, const char *filename,
+                             XcTransferProgress progress, void *opaque, XcTransferResult *res);
 
 /* A libcurl easy handle (CURL *) with the connection's transport settings
  * and URL path_query (client.c). */

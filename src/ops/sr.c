@@ -304,7 +304,7 @@ static bool reset_overlay_in_use(Db *db, const char *name)
 }
 
 /* Records the file-level repairs first (names), then the record-level ones. */
-static void reconcile_files(OpsCtx *ctx, DbObj *sr, const char *dir, bool at_startup)
+static void reconcile_files(OpsCtx *ctx, const char *sr_ref, const char *dir, bool at_startup)
 {
     Db *db = ctx->db;
     DirEntry *ents;
@@ -324,7 +324,7 @@ static void reconcile_files(OpsCtx *ctx, DbObj *sr, const char *dir, bool at_sta
             continue;
         }
         DbObj *v = db_get_by_uuid(db, XS_CLASS_VDI, e->uuid);
-        bool ours = v && strcmp(db_str(v, F_VDI_SR), sr->ref) == 0;
+        bool ours = v && strcmp(db_str(v, F_VDI_SR), sr_ref) == 0;
         if (e->kind == VDI_NAME_TRASH) {
             if (ours && !has_entry(ents, n, e->uuid, VDI_NAME_FINAL)) {
                 log_warn("restoring %s: its VDI still exists", path);
@@ -567,16 +567,19 @@ bool ops_sr_reconcile(OpsCtx *ctx, const char *sr_ref, bool at_startup, XsError 
     DbObj *sr = db_get_class(ctx->db, XS_CLASS_SR, sr_ref);
     const SrDriver *drv = sr ? ops_sr_driver(sr) : NULL;
     char *uuid = sr ? xstrdup(db_str(sr, F_SR_UUID)) : NULL;
+    char *type = sr ? xstrdup(db_str(sr, F_SR_TYPE)) : NULL;
     db_read_unlock(ctx->db);
-    if (!sr) {
+    if (!uuid) {
         xs_err_handle_invalid(errp, "SR", sr_ref);
         return false;
     }
     if (!drv) {
-        xs_err_sr_unknown_driver(errp, db_str(sr, F_SR_TYPE));
+        xs_err_sr_unknown_driver(errp, type);
         free(uuid);
+        free(type);
         return false;
     }
+    free(type);
     bool ok;
     if (drv->caps & SR_CAP_DEVICES) {
         SrItem *items;
@@ -607,7 +610,7 @@ bool ops_sr_reconcile(OpsCtx *ctx, const char *sr_ref, bool at_startup, XsError 
         }
     } else {
         ops_sr_lock(uuid);
-        reconcile_files(ctx, sr, dir, at_startup);
+        reconcile_files(ctx, sr_ref, dir, at_startup);
         ok = reconcile_records(ctx, sr_ref, dir, errp);
         if (ok) {
             /* Chains left mergeable (an interrupted or deferred merge). */

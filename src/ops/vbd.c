@@ -128,7 +128,6 @@ static bool create_fixup(OpsCtx *ctx, DbTxn *txn, DbObj *vbd, XsError **errp)
     }
     if (!check_vbd(txn, vbd, errp))
         return false;
-    db_set_bool(txn, vbd, F_VBD_CURRENTLY_ATTACHED, false);
     ops_vbd_update_allowed(txn, vbd);
     return true;
 }
@@ -142,7 +141,11 @@ bool ops_vbd_destroy(OpsCtx *ctx, const char *self, XsError **errp)
 {
     DbTxn *txn = db_begin(ctx->db);
     DbObj *vbd = db_get_class(ctx->db, XS_CLASS_VBD, self);
-    if (db_bool(vbd, F_VBD_CURRENTLY_ATTACHED)) {
+    DbObj *vm = db_get_class(ctx->db, XS_CLASS_VM, db_str(vbd, F_VBD_VM));
+    int ps = vm ? db_enum(vm, F_VM_POWER_STATE) : VM_POWER_STATE_HALTED;
+    bool live = vm && !db_bool(vm, F_VM_IS_CONTROL_DOMAIN) &&
+                (ps == VM_POWER_STATE_RUNNING || ps == VM_POWER_STATE_PAUSED);
+    if (live && db_bool(vbd, F_VBD_CURRENTLY_ATTACHED)) {
         db_abort(txn);
         xs_err_operation_not_allowed(errp, "The VBD is attached to a running VM; unplug it "
                                            "(vbd-unplug) or stop the VM first.");

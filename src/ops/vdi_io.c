@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "formats/image.h"
+#include "formats/vhd_stream.h"
 #include "ops/ops.h"
 #include "ops/storage_int.h"
 #include "ops/vdi.h"
@@ -680,152 +681,54 @@ bool ops_vdi_create_from_file(OpsCtx *ctx, const OpsVdiSpec *spec, const char *p
 
 /* ---- uploads ---------------------------------------------------------------------------------------------- */
 
+/*
+ * An upload is a sequence of (offset, bytes) pieces of the image file, in
+ * increasing order: the body itself, or with chunked=true XenServer's sparse
+ * framing (12-byte little-endian headers {offset u64, length u32}, then the
+ * bytes; {0, 0} ends it), where the gaps are zeros. Raw images and VHDs
+ * whose blocks are in disk order are converted while they arrive, by a
+ * thread that takes each piece straight out of the HTTP buffer (a handoff:
+ * one copy, no pipe). Everything else is spooled into a sparse file of the
+ * SR and converted from it.
+ */
+#define SPOOL_HOLE (64 * 1024)
 #define PIPE_BYTES (1u << 20)
 
 struct OpsVdiUpload {
     OpsCtx *ctx;
     Target t;
     ImgFormat fmt;
-    int64_t length;
-    uint64_t received;
-    /* raw: a pipe into a converting thread */
-    int pipe_w, pipe_r;
-    pthread_t thread;
-    bool thread_started;
-    uint64_t consumed; /* bytes the thread has taken from the pipe */
-    bool eof;
+    int64_t length;    /* HTTP body length, -1 if unknown */
+    uint64_t received; /* body bytes */
+    uint64_t end;      /* end of the image file so far */
+    uint64_t limit;    /* largest image file accepted */
     IoProgress prog;
-    XsError *err; /* the thread's or the spooling's */
+    XsError *err;  /* the HTTP side's */
+    XsError *terr; /* the converting thread's */
     bool failed;
-    /* other formats: a sparse spool file in the SR */
+    /* chunked framing */
+    bool chunked, framing_done;
+    uint8_t hdr[12];
+    size_t hdr_have;
+    uint64_t rec_off;
+    uint64_t rec_left;
+    /* the handoff to the converting thread */
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    bool threaded;
+    pthread_t thread;
+    const uint8_t *piece;
+    size_t piece_len;
+    uint64_t piece_off;
+    bool eof;           /* no more pieces */
+    bool consumer_done; /* the thread stopped taking pieces */
+    uint64_t cpos;      /* the thread's position in the file */
+    bool raw_tail_zero; /* raw: what the upload does not cover reads as zeros */
+    bool ok;            /* the thread's outcome */
+    /* spool */
     int spool_fd;
     char spool_uuid[UUID_STR_LEN];
 };
-
-static int pipe_read_full(OpsVdiUpload *u, uint8_t *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t k = read(u->pipe_r, buf + got, len - got);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        if (k == 0)
-            return -ENODATA;
-        got += (size_t)k;
-    }
-    u->consumed += len;
-    return 0;
-}
-
-static int stream_read(void *opaque, uint64_t off, size_t len, void *buf, ImgError *err)
-{
-    OpsVdiUpload *u = opaque;
-    uint64_t limit = u->length >= 0 ? (uint64_t)u->length : u->t.size;
-    /* Sequential: skip what the writer did not ask for. */
-    uint8_t scratch[65536];
-    while (u->consumed < off && u->consumed < limit) {
-        size_t k = (size_t)MIN((uint64_t)sizeof(scratch), MIN(off, limit) - u->consumed);
-        int r = pipe_read_full(u, scratch, k);
-        if (r < 0)
-            return img_error_set(err, -r, "the upload ended early");
-    }
-    size_t head = off < limit ? (size_t)MIN((uint64_t)len, limit - off) : 0;
-    if (head) {
-        int r = pipe_read_full(u, buf, head);
-        if (r < 0)
-            return img_error_set(err, -r, "the upload ended after %" PRIu64 " of %" PRIu64
-                                 " bytes", u->consumed, limit);
-    }
-    memset((uint8_t *)buf + head, 0, len - head);
-    return 0;
-}
-
-static int stream_status(void *opaque, uint64_t off, uint64_t maxlen, ImgExtent *ext,
-                         ImgError *err)
-{
-    OpsVdiUpload *u = opaque;
-    uint64_t limit = u->length >= 0 ? (uint64_t)u->length : u->t.size;
-    if (off >= limit)
-        *ext = (ImgExtent){off, maxlen, IMG_EXTENT_ZERO};
-    else
-        *ext = (ImgExtent){off, MIN(maxlen, limit - off), IMG_EXTENT_DATA};
-    return 0;
-}
-
-static void *upload_thread(void *arg)
-{
-    OpsVdiUpload *u = arg;
-    ImgSource s = {.virtual_size = u->t.size, .opaque = u, .read = stream_read,
-                   .block_status = stream_status};
-    if (!write_tmp(u->ctx, u->t.dir, u->t.uuid, &s, &u->prog, &u->err))
-        u->failed = true;
-    /* Drain so that the writer side never blocks on a dead reader. */
-    close(u->pipe_r);
-    u->pipe_r = -1;
-    return NULL;
-}
-
-OpsVdiUpload *ops_vdi_upload_begin(OpsCtx *ctx, const char *vdi, const char *format,
-                                   int64_t length, XsError **errp)
-{
-    ImgFormat fmt;
-    if (!format || !*format)
-        format = "raw";
-    if (!parse_format(format, &fmt, errp))
-        return NULL;
-    OpsVdiUpload *u = xnew0(OpsVdiUpload, 1);
-    u->ctx = ctx;
-    u->fmt = fmt;
-    u->length = length;
-    u->pipe_r = u->pipe_w = u->spool_fd = -1;
-    io_progress_init(&u->prog, ctx, 0, 1);
-    if (!target_open(ctx, vdi, "update", &u->t, errp)) {
-        free(u);
-        return NULL;
-    }
-    if (fmt == IMG_FORMAT_RAW && length > 0 && (uint64_t)length > u->t.size) {
-        char m[32];
-        snprintf(m, sizeof(m), "%" PRId64, length);
-        xs_err_vdi_too_small(errp, vdi, m);
-        goto fail;
-    }
-    if (length > 0 && !ops_sr_check_space(u->t.sr_ref, u->t.dir, (uint64_t)length, errp))
-        goto fail;
-    if (fmt == IMG_FORMAT_RAW) {
-        int p[2];
-        if (pipe2(p, O_CLOEXEC) != 0) {
-            xs_err_internal_error(errp, strerror(errno));
-            goto fail;
-        }
-        fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
-        u->pipe_r = p[0];
-        u->pipe_w = p[1];
-        if (pthread_create(&u->thread, NULL, upload_thread, u) != 0) {
-            xs_err_internal_error(errp, "cannot start the import thread");
-            goto fail;
-        }
-        u->thread_started = true;
-    } else {
-        uuid_generate_str(u->spool_uuid);
-        _cleanup_free_ char *sp = vdi_file_path(u->t.dir, u->spool_uuid, VDI_NAME_TMP);
-        u->spool_fd = open(sp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (u->spool_fd < 0) {
-            ops_sr_io_error(errp, -errno, u->t.dir, strerror(errno));
-            goto fail;
-        }
-    }
-    return u;
-fail:
-    if (u->pipe_r >= 0)
-        close(u->pipe_r);
-    if (u->pipe_w >= 0)
-        close(u->pipe_w);
-    target_release(ctx, &u->t);
-    free(u);
-    return NULL;
-}
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
@@ -839,6 +742,349 @@ static bool all_zero(const uint8_t *p, size_t n)
     return n == 0 || memcmp(p, z, n) == 0;
 }
 
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* ---- the consumer side (converting thread) ---- */
+
+/* Waits for a piece or the end; lock held. */
+static void wait_piece(OpsVdiUpload *u)
+{
+    while (!u->piece_len && !u->eof)
+        pthread_cond_wait(&u->cv, &u->lock);
+}
+
+static void take(OpsVdiUpload *u, size_t n)
+{
+    u->piece += n;
+    u->piece_off += n;
+    u->piece_len -= n;
+    if (!u->piece_len)
+        pthread_cond_broadcast(&u->cv);
+}
+
+/* File bytes [off, off+len) into buf (gaps and the part after the end: zeros). */
+static int file_read(void *opaque, uint64_t off, size_t len, void *buf, ImgError *err)
+{
+    OpsVdiUpload *u = opaque;
+    uint8_t *p = buf;
+    pthread_mutex_lock(&u->lock);
+    if (off < u->cpos) {
+        pthread_mutex_unlock(&u->lock);
+        return img_error_set(err, EINVAL, "the upload is read backwards");
+    }
+    while (len > 0) {
+        wait_piece(u);
+        if (!u->piece_len) { /* the end: the file is u->end bytes long */
+            if (off + len > u->end && !u->raw_tail_zero) {
+                pthread_mutex_unlock(&u->lock);
+                return img_error_set(err, ENODATA,
+                                     "the uploaded file ends at %" PRIu64 " bytes, before the "
+                                     "image it describes is complete (truncated?)",
+                                     u->end);
+            }
+            memset(p, 0, len);
+            break;
+        }
+        if (u->piece_off + u->piece_len <= off) {
+            take(u, u->piece_len);
+            continue;
+        }
+        if (u->piece_off < off) {
+            take(u, (size_t)(off - u->piece_off));
+            continue;
+        }
+        if (u->piece_off > off) {
+            size_t z = (size_t)MIN((uint64_t)len, u->piece_off - off);
+            memset(p, 0, z);
+            p += z;
+            off += z;
+            len -= z;
+            continue;
+        }
+        size_t n = MIN(len, u->piece_len);
+        memcpy(p, u->piece, n);
+        take(u, n);
+        p += n;
+        off += n;
+        len -= n;
+    }
+    u->cpos = off;
+    pthread_mutex_unlock(&u->lock);
+    return 0;
+}
+
+/* Raw: the disk is the file; what lies before the next piece is known to be zeros. */
+static int raw_read(void *opaque, uint64_t off, size_t len, void *buf, ImgError *err)
+{
+    return file_read(opaque, off, len, buf, err);
+}
+
+static int raw_status(void *opaque, uint64_t off, uint64_t maxlen, ImgExtent *ext,
+                      ImgError *err)
+{
+    OpsVdiUpload *u = opaque;
+    pthread_mutex_lock(&u->lock);
+    /* Only wait when the current piece is used up (the producer can then send). */
+    if (!u->piece_len)
+        wait_piece(u);
+    if (!u->piece_len)
+        *ext = (ImgExtent){off, maxlen, IMG_EXTENT_ZERO};
+    else if (u->piece_off > off)
+        *ext = (ImgExtent){off, MIN(maxlen, u->piece_off - off), IMG_EXTENT_ZERO};
+    else if (u->piece_off + u->piece_len > off)
+        *ext = (ImgExtent){off, MIN(maxlen, u->piece_off + u->piece_len - off),
+                           IMG_EXTENT_DATA};
+    else /* beyond a piece not taken yet: unknown, read it */
+        *ext = (ImgExtent){off, MIN(maxlen, (uint64_t)(4 * MiB)), IMG_EXTENT_DATA};
+    pthread_mutex_unlock(&u->lock);
+    return 0;
+}
+
+/* Everything that is left of the stream goes into the spool (after prefix). */
+static bool spool_rest(OpsVdiUpload *u, const uint8_t *prefix, size_t plen)
+{
+    if (plen && pwrite(u->spool_fd, prefix, plen, 0) != (ssize_t)plen) {
+        ops_sr_io_error(&u->terr, -errno, u->t.dir, "cannot spool the upload");
+        return false;
+    }
+    uint64_t pos = plen;
+    pthread_mutex_lock(&u->lock);
+    for (;;) {
+        wait_piece(u);
+        if (!u->piece_len)
+            break;
+        if (u->piece_off + u->piece_len <= pos) {
+            take(u, u->piece_len);
+            continue;
+        }
+        if (u->piece_off < pos) {
+            take(u, (size_t)(pos - u->piece_off));
+            continue;
+        }
+        /* Write the piece without the lock: the producer waits for it anyway. */
+        const uint8_t *p = u->piece;
+        size_t n = u->piece_len;
+        uint64_t off = u->piece_off;
+        pthread_mutex_unlock(&u->lock);
+        ssize_t k = pwrite(u->spool_fd, p, n, (off_t)off);
+        pthread_mutex_lock(&u->lock);
+        if (k != (ssize_t)n) {
+            pthread_mutex_unlock(&u->lock);
+            ops_sr_io_error(&u->terr, k < 0 ? -errno : -ENOSPC, u->t.dir,
+                            "cannot spool the upload");
+            return false;
+        }
+        take(u, n);
+        pos = off + n;
+    }
+    pthread_mutex_unlock(&u->lock);
+    return true;
+}
+
+static bool convert_spool(OpsVdiUpload *u, XsError **errp);
+
+static void *upload_thread(void *arg)
+{
+    OpsVdiUpload *u = arg;
+    bool ok = false;
+    if (u->fmt == IMG_FORMAT_RAW) {
+        ImgSource s = {.virtual_size = u->t.size, .opaque = u, .read = raw_read,
+                       .block_status = raw_status};
+        ok = write_tmp(u->ctx, u->t.dir, u->t.uuid, &s, &u->prog, &u->terr);
+    } else {
+        /* VHD: streamed when its layout allows, else spooled like the others. */
+        ImgVhdStream *vs = NULL;
+        ImgError ie = {0};
+        uint64_t fsize = !u->chunked && u->length > 0 ? (uint64_t)u->length : 0;
+        int r = img_vhd_stream_open(file_read, u, fsize, 0, &vs, &ie);
+        if (r == 0) {
+            ImgSource s;
+            img_vhd_stream_source(vs, &s);
+            if (s.virtual_size > u->t.size) {
+                char m[32];
+                snprintf(m, sizeof(m), "%" PRIu64, s.virtual_size);
+                xs_err_vdi_too_small(&u->terr, u->t.vdi_ref, m);
+            } else {
+                PadSource ps = {&s, false};
+                ImgSource padded = {.virtual_size = u->t.size, .opaque = &ps, .read = pad_read,
+                                    .block_status = pad_status};
+                ok = write_tmp(u->ctx, u->t.dir, u->t.uuid, &padded, &u->prog, &u->terr);
+                if (ok && (r = img_vhd_stream_finish(vs, &ie)) < 0) {
+                    xs_err_import_error(&u->terr, ie.msg);
+                    vdi_file_discard_tmp(u->t.dir, u->t.uuid);
+                    ok = false;
+                }
+            }
+        } else if (r == -ENOTSUP) {
+            size_t plen;
+            const uint8_t *prefix = img_vhd_stream_prefix(vs, &plen);
+            ok = spool_rest(u, prefix, plen);
+            if (ok) {
+                /* The stream is over: the rest is converted after finish. */
+                img_vhd_stream_free(vs);
+                pthread_mutex_lock(&u->lock);
+                u->consumer_done = true;
+                pthread_cond_broadcast(&u->cv);
+                pthread_mutex_unlock(&u->lock);
+                u->ok = convert_spool(u, &u->terr);
+                return NULL;
+            }
+        } else {
+            xs_err_import_error(&u->terr, ie.msg[0] ? ie.msg : "the VHD cannot be read");
+        }
+        img_vhd_stream_free(vs);
+    }
+    pthread_mutex_lock(&u->lock);
+    u->consumer_done = true;
+    u->ok = ok;
+    pthread_cond_broadcast(&u->cv);
+    pthread_mutex_unlock(&u->lock);
+    return NULL;
+}
+
+/* ---- the producer side (HTTP thread) ---- */
+
+/* Hands bytes [off, off+len) of the file to the consumer and waits until taken. */
+static bool deliver(OpsVdiUpload *u, uint64_t off, const uint8_t *p, size_t len)
+{
+    if (off < u->end) {
+        xs_err_import_error(&u->err, "the pieces of a chunked upload must come in order");
+        return false;
+    }
+    if (off > u->limit || len > u->limit - off) {
+        char m[32];
+        snprintf(m, sizeof(m), "%" PRIu64, off + len);
+        if (u->fmt == IMG_FORMAT_RAW)
+            xs_err_vdi_too_small(&u->err, u->t.vdi_ref, m);
+        else
+            xs_err_import_error(&u->err, "the image file is larger than any image of this VDI");
+        return false;
+    }
+    u->end = off + len;
+    if (!len)
+        return true;
+    if (!u->threaded) {
+        /* Spool: aligned 64 KiB blocks of zeros become holes. */
+        size_t done = 0, run = 0;
+        while (done <= len) {
+            size_t chunk = done < len ? (size_t)MIN((uint64_t)(len - done),
+                                                    SPOOL_HOLE - (off + done) % SPOOL_HOLE)
+                                      : 0;
+            bool hole = chunk == SPOOL_HOLE && all_zero(p + done, chunk);
+            if ((hole || done == len) && done > run) {
+                ssize_t k = pwrite(u->spool_fd, p + run, done - run, (off_t)(off + run));
+                if (k != (ssize_t)(done - run)) {
+                    ops_sr_io_error(&u->err, k < 0 ? -errno : -ENOSPC, u->t.dir,
+                                    "cannot spool the upload");
+                    return false;
+                }
+            }
+            if (done == len)
+                break;
+            done += chunk;
+            if (hole)
+                run = done;
+        }
+        return true;
+    }
+    pthread_mutex_lock(&u->lock);
+    while (u->piece_len && !u->consumer_done)
+        pthread_cond_wait(&u->cv, &u->lock);
+    if (!u->consumer_done) {
+        u->piece = p;
+        u->piece_len = len;
+        u->piece_off = off;
+        pthread_cond_broadcast(&u->cv);
+        while (u->piece_len && !u->consumer_done)
+            pthread_cond_wait(&u->cv, &u->lock);
+    }
+    bool ok = !u->consumer_done || u->ok;
+    if (u->consumer_done)
+        u->piece_len = 0;
+    pthread_mutex_unlock(&u->lock);
+    return ok; /* false: the converter stopped (finish tells why) */
+}
+
+static void end_of_stream(OpsVdiUpload *u)
+{
+    if (!u->threaded)
+        return;
+    pthread_mutex_lock(&u->lock);
+    u->eof = true;
+    pthread_cond_broadcast(&u->cv);
+    pthread_mutex_unlock(&u->lock);
+}
+
+OpsVdiUpload *ops_vdi_upload_begin(OpsCtx *ctx, const char *vdi, const char *format,
+                                   int64_t length, bool chunked, XsError **errp)
+{
+    ImgFormat fmt;
+    if (!format || !*format)
+        format = "raw";
+    if (!parse_format(format, &fmt, errp))
+        return NULL;
+    OpsVdiUpload *u = xnew0(OpsVdiUpload, 1);
+    u->ctx = ctx;
+    u->fmt = fmt;
+    u->length = length;
+    u->chunked = chunked;
+    u->spool_fd = -1;
+    pthread_mutex_init(&u->lock, NULL);
+    pthread_cond_init(&u->cv, NULL);
+    io_progress_init(&u->prog, ctx, 0, 1);
+    if (!target_open(ctx, vdi, "update", &u->t, errp)) {
+        pthread_mutex_destroy(&u->lock);
+        pthread_cond_destroy(&u->cv);
+        free(u);
+        return NULL;
+    }
+    /* A raw image is at most the VDI; other formats carry some metadata. */
+    u->limit = fmt == IMG_FORMAT_RAW ? u->t.size : u->t.size + u->t.size / 16 + 256 * MiB;
+    if (fmt == IMG_FORMAT_RAW && !chunked && length > 0 && (uint64_t)length > u->t.size) {
+        char m[32];
+        snprintf(m, sizeof(m), "%" PRId64, length);
+        xs_err_vdi_too_small(errp, vdi, m);
+        goto fail;
+    }
+    if (length > 0 && !ops_sr_check_space(u->t.sr_ref, u->t.dir, (uint64_t)length, errp))
+        goto fail;
+    if (fmt != IMG_FORMAT_RAW) {
+        uuid_generate_str(u->spool_uuid);
+        _cleanup_free_ char *sp = vdi_file_path(u->t.dir, u->spool_uuid, VDI_NAME_TMP);
+        u->spool_fd = open(sp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (u->spool_fd < 0) {
+            ops_sr_io_error(errp, -errno, u->t.dir, strerror(errno));
+            goto fail;
+        }
+    }
+    u->raw_tail_zero = fmt == IMG_FORMAT_RAW;
+    if (fmt == IMG_FORMAT_RAW || fmt == IMG_FORMAT_VHD) {
+        if (pthread_create(&u->thread, NULL, upload_thread, u) != 0) {
+            xs_err_internal_error(errp, "cannot start the import thread");
+            goto fail;
+        }
+        u->threaded = true;
+    }
+    return u;
+fail:
+    if (u->spool_fd >= 0) {
+        close(u->spool_fd);
+        vdi_file_discard_tmp(u->t.dir, u->spool_uuid);
+    }
+    target_release(ctx, &u->t);
+    pthread_mutex_destroy(&u->lock);
+    pthread_cond_destroy(&u->cv);
+    free(u);
+    return NULL;
+}
+
+
 bool ops_vdi_upload_data(OpsVdiUpload *u, const void *data, size_t len)
 {
     if (u->failed)
@@ -848,79 +1094,86 @@ bool ops_vdi_upload_data(OpsVdiUpload *u, const void *data, size_t len)
         u->failed = true;
         return false;
     }
-    const uint8_t *p = data;
-    if (u->pipe_w >= 0) {
-        size_t done = 0;
-        while (done < len) {
-            ssize_t k = write(u->pipe_w, p + done, len - done);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0) {
-                u->failed = true; /* the converter stopped: finish tells why */
-                return false;
-            }
-            done += (size_t)k;
-        }
-    } else {
-        /* Sparse spool: 4 KiB blocks of zeros become holes. */
-        size_t done = 0;
-        while (done < len) {
-            uint64_t pos = u->received + done;
-            size_t chunk = (size_t)MIN((uint64_t)(len - done), 4096 - pos % 4096);
-            if (!all_zero(p + done, chunk)) {
-                ssize_t k = pwrite(u->spool_fd, p + done, chunk, (off_t)pos);
-                if (k != (ssize_t)chunk) {
-                    ops_sr_io_error(&u->err, k < 0 ? -errno : -EIO, u->t.dir,
-                                    "cannot spool the upload");
-                    u->failed = true;
-                    return false;
-                }
-            }
-            done += chunk;
-        }
-        if (u->received / (64 * MiB) != (u->received + len) / (64 * MiB) && u->length > 0)
-            io_progress(&u->prog, (u->received + len) / 2, (uint64_t)u->length);
-    }
     if (u->received < 4 * MiB && u->received + len >= 4 * MiB)
         storage_crash_point("import-streaming");
+    const uint8_t *p = data;
+    size_t left = len;
+    bool ok = true;
+    if (!u->chunked) {
+        ok = deliver(u, u->received, p, left);
+        left = 0;
+    }
+    while (ok && left > 0) {
+        if (u->framing_done) {
+            xs_err_import_error(&u->err, "data after the end of a chunked upload");
+            ok = false;
+            break;
+        }
+        if (u->rec_left == 0) {
+            size_t k = MIN(left, sizeof(u->hdr) - u->hdr_have);
+            memcpy(u->hdr + u->hdr_have, p, k);
+            u->hdr_have += k;
+            p += k;
+            left -= k;
+            if (u->hdr_have == sizeof(u->hdr)) {
+                u->hdr_have = 0;
+                uint64_t off = le64(u->hdr);
+                uint32_t n = (uint32_t)(le64(u->hdr + 8) & 0xffffffffu);
+                if (off == 0 && n == 0)
+                    u->framing_done = true;
+                else if (n == 0)
+                    ok = deliver(u, off, NULL, 0); /* marks the file's length */
+                u->rec_off = off;
+                u->rec_left = n;
+            }
+            continue;
+        }
+        size_t k = (size_t)MIN((uint64_t)left, u->rec_left);
+        ok = deliver(u, u->rec_off, p, k);
+        u->rec_off += k;
+        u->rec_left -= k;
+        p += k;
+        left -= k;
+    }
     u->received += len;
-    if (u->ctx->task && ops_cancelled(u->ctx)) {
+    if (!u->threaded && u->length > 0)
+        io_progress(&u->prog, u->received / 2, (uint64_t)u->length);
+    if (ok && u->ctx->task && ops_cancelled(u->ctx)) {
         atomic_store(&u->prog.cancel, true);
         xs_err_task_cancelled(&u->err, u->ctx->task);
-        u->failed = true;
-        return false;
+        ok = false;
     }
-    return true;
+    if (!ok)
+        u->failed = true;
+    return ok;
 }
 
 static void upload_free(OpsVdiUpload *u)
 {
-    if (u->pipe_w >= 0)
-        close(u->pipe_w);
-    u->pipe_w = -1;
-    if (u->thread_started)
+    if (u->threaded) {
+        end_of_stream(u);
         pthread_join(u->thread, NULL);
-    if (u->pipe_r >= 0)
-        close(u->pipe_r);
+        u->threaded = false;
+    }
     if (u->spool_fd >= 0) {
         close(u->spool_fd);
         vdi_file_discard_tmp(u->t.dir, u->spool_uuid);
     }
     xs_error_free(u->err);
+    xs_error_free(u->terr);
     target_release(u->ctx, &u->t);
+    pthread_mutex_destroy(&u->lock);
+    pthread_cond_destroy(&u->cv);
     free(u);
 }
 
 void ops_vdi_upload_abort(OpsVdiUpload *u)
 {
     atomic_store(&u->prog.cancel, true);
-    if (u->pipe_w >= 0) {
-        close(u->pipe_w);
-        u->pipe_w = -1;
-    }
-    if (u->thread_started) {
+    if (u->threaded) {
+        end_of_stream(u);
         pthread_join(u->thread, NULL);
-        u->thread_started = false;
+        u->threaded = false;
     }
     vdi_file_discard_tmp(u->t.dir, u->t.uuid);
     log_info("import into VDI %s cut off after %" PRIu64 " bytes: nothing kept", u->t.uuid,
@@ -928,66 +1181,83 @@ void ops_vdi_upload_abort(OpsVdiUpload *u)
     upload_free(u);
 }
 
-bool ops_vdi_upload_finish(OpsVdiUpload *u, XsError **errp)
+/* Converts the complete spool into the VDI (a delta when the image names a parent). */
+static bool convert_spool(OpsVdiUpload *u, XsError **errp)
 {
     bool ok = false;
-    if (u->length >= 0 && u->received < (uint64_t)u->length && !u->failed) {
+    if (ftruncate(u->spool_fd, (off_t)u->end) != 0) {
+        ops_sr_io_error(errp, -errno, u->t.dir, "cannot spool the upload");
+        return false;
+    }
+    ImgError ie = {0};
+    /* The top layer alone: an image that names a parent is a delta applied onto
+     * the VDI's content (no other file of the host is ever opened). */
+    ImgOpenOptions o = {.format = u->fmt, .flags = IMG_OPEN_NO_BACKING};
+    ImgReader *r = img_open_fd(u->spool_fd, "the uploaded image", &o, &ie);
+    if (!r) {
+        xs_err_import_error(errp, ie.msg[0] ? ie.msg : "the image cannot be read");
+        return false;
+    }
+    const char *pn = img_reader_parent_name(r);
+    bool delta = (pn && *pn) || strcmp(img_reader_subformat(r), "differencing") == 0;
+    io_progress_init(&u->prog, u->ctx, 0.5, 0.5);
+    if (delta) {
+        ok = target_apply_delta(u->ctx, &u->t, r, errp);
+        /* target_apply_delta records the result itself. */
+        img_reader_free(r);
+        return ok ? (u->t.token = NULL, true) : false;
+    }
+    ImgSource s;
+    img_source_from_reader(&s, r, false);
+    if (s.virtual_size > u->t.size) {
+        char m[32];
+        snprintf(m, sizeof(m), "%" PRIu64, s.virtual_size);
+        xs_err_vdi_too_small(errp, u->t.vdi_ref, m);
+    } else {
+        PadSource ps = {&s, false};
+        ImgSource padded = {.virtual_size = u->t.size, .opaque = &ps, .read = pad_read,
+                            .block_status = pad_status};
+        ok = write_tmp(u->ctx, u->t.dir, u->t.uuid, &padded, &u->prog, errp);
+    }
+    img_reader_free(r);
+    return ok;
+}
+
+bool ops_vdi_upload_finish(OpsVdiUpload *u, XsError **errp)
+{
+    bool ok = false, delta_done = false;
+    if (!u->failed && u->length >= 0 && u->received < (uint64_t)u->length) {
         xs_err_import_error_premature_eof(&u->err);
         u->failed = true;
     }
-    if (u->pipe_w >= 0) {
-        close(u->pipe_w);
-        u->pipe_w = -1;
-        if (u->failed)
-            atomic_store(&u->prog.cancel, true);
-        pthread_join(u->thread, NULL);
-        u->thread_started = false;
-        if (!u->failed && !u->err)
-            ok = target_commit(u->ctx, &u->t, errp);
-        else
-            vdi_file_discard_tmp(u->t.dir, u->t.uuid);
-    } else if (!u->failed) {
-        if (ftruncate(u->spool_fd, (off_t)u->received) != 0) {
-            ops_sr_io_error(&u->err, -errno, u->t.dir, "cannot spool the upload");
-        } else {
-            _cleanup_free_ char *sp = vdi_file_path(u->t.dir, u->spool_uuid, VDI_NAME_TMP);
-            ImgError ie = {0};
-            /* The top layer alone: an image that names a parent is a delta applied
-             * onto the VDI's content (no other file of the host is ever opened). */
-            ImgOpenOptions o = {.format = u->fmt, .flags = IMG_OPEN_NO_BACKING};
-            ImgReader *r = img_open_fd(u->spool_fd, "the uploaded image", &o, &ie);
-            const char *pn = r ? img_reader_parent_name(r) : NULL;
-            bool delta = r && ((pn && *pn) || strcmp(img_reader_subformat(r), "differencing") == 0);
-            (void)sp;
-            if (!r) {
-                xs_err_import_error(&u->err, ie.msg[0] ? ie.msg : "the image cannot be read");
-            } else if (delta) {
-                io_progress_init(&u->prog, u->ctx, 0.5, 0.5);
-                ok = target_apply_delta(u->ctx, &u->t, r, &u->err);
-                img_reader_free(r);
-            } else {
-                ImgSource s;
-                img_source_from_reader(&s, r, false);
-                if (s.virtual_size > u->t.size) {
-                    char m[32];
-                    snprintf(m, sizeof(m), "%" PRIu64, s.virtual_size);
-                    xs_err_vdi_too_small(&u->err, u->t.vdi_ref, m);
-                } else {
-                    PadSource ps = {&s};
-                    ImgSource padded = {.virtual_size = u->t.size, .opaque = &ps,
-                                        .read = pad_read, .block_status = pad_status};
-                    io_progress_init(&u->prog, u->ctx, 0.5, 0.5);
-                    if (write_tmp(u->ctx, u->t.dir, u->t.uuid, &padded, &u->prog, &u->err))
-                        ok = target_commit(u->ctx, &u->t, &u->err);
-                }
-                img_reader_free(r);
-            }
-        }
+    if (!u->failed && u->chunked && !u->framing_done) {
+        xs_err_import_error_premature_eof(&u->err);
+        u->failed = true;
     }
+    if (u->failed)
+        atomic_store(&u->prog.cancel, true);
+    if (u->threaded) {
+        end_of_stream(u);
+        pthread_join(u->thread, NULL);
+        u->threaded = false;
+        ok = !u->failed && u->ok;
+        delta_done = ok && !u->t.token && u->fmt != IMG_FORMAT_RAW;
+    } else if (!u->failed) {
+        log_info("import into VDI %s: %" PRIu64 " bytes received; converting", u->t.uuid,
+                 u->received);
+        ok = convert_spool(u, &u->err);
+        delta_done = ok && !u->t.token;
+    }
+    if (ok && !delta_done)
+        ok = target_commit(u->ctx, &u->t, &u->err);
+    else if (!ok)
+        vdi_file_discard_tmp(u->t.dir, u->t.uuid);
     if (!ok) {
-        if (u->err) {
-            xs_error_propagate(errp, u->err);
-            u->err = NULL;
+        /* The first cause: the HTTP side's if any, else the converter's. */
+        XsError **e = u->err ? &u->err : &u->terr;
+        if (*e) {
+            xs_error_propagate(errp, *e);
+            *e = NULL;
         } else if (errp && !*errp) {
             xs_err_import_error(errp, "the import failed");
         }
@@ -1019,7 +1289,27 @@ struct OpsVdiDownload {
     int64_t size;
     uint64_t delivered;
     bool at_end;
+    /* chunked: the file's non-zero runs as records (sparse framing) */
+    bool chunked;
+    uint8_t *in;         /* file bytes read, not yet framed */
+    size_t in_len, in_at;
+    uint64_t in_off;     /* file offset of in[0] */
+    bool in_eof;
+    uint8_t hdr[12];
+    size_t hdr_len, hdr_at;
+    const uint8_t *rec;  /* data of the current record still to send */
+    size_t rec_len;
+    int tail;            /* 0: records, 1: length sent, 2: end sent */
 };
+
+#define FRAME_BUF (1024 * 1024)
+#define FRAME_HOLE (64 * 1024)
+
+static void put_le_bytes(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++, v >>= 8)
+        p[i] = (uint8_t)v;
+}
 
 static void *download_thread(void *arg)
 {
@@ -1045,7 +1335,7 @@ const char *ops_vdi_format_content_type(const char *format)
 }
 
 OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char *format,
-                                       XsError **errp)
+                                       bool chunked, XsError **errp)
 {
     ImgFormat fmt;
     if (!format || !*format)
@@ -1058,6 +1348,9 @@ OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char 
     d->pipe_r = d->pipe_w = d->file_fd = -1;
     d->size = -1;
     d->vdi_ref = xstrdup(vdi);
+    d->chunked = chunked;
+    if (chunked)
+        d->in = xmalloc(FRAME_BUF);
     img_write_options_init(&d->wo);
     io_progress_init(&d->prog, ctx, 0, 1);
     char *path = NULL;
@@ -1086,7 +1379,7 @@ OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char 
         fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
         d->pipe_r = p[0];
         d->pipe_w = p[1];
-        if (fmt == IMG_FORMAT_RAW)
+        if (fmt == IMG_FORMAT_RAW && !chunked)
             d->size = (int64_t)img_reader_virtual_size(d->reader);
         if (pthread_create(&d->thread, NULL, download_thread, d) != 0) {
             xs_err_internal_error(errp, "cannot start the export thread");
@@ -1116,7 +1409,7 @@ OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char 
         }
         struct stat st;
         fstat(d->file_fd, &st);
-        d->size = st.st_size;
+        d->size = chunked ? -1 : st.st_size;
         lseek(d->file_fd, 0, SEEK_SET);
     }
     free(path);
@@ -1132,13 +1425,17 @@ int64_t ops_vdi_download_size(const OpsVdiDownload *d)
     return d->size;
 }
 
-ssize_t ops_vdi_download_read(OpsVdiDownload *d, char *buf, size_t max)
+/* Reads up to max bytes of the converted file (filling when the data is there). */
+static ssize_t read_file_bytes(OpsVdiDownload *d, uint8_t *buf, size_t max)
 {
     int fd = d->pipe_r >= 0 ? d->pipe_r : d->file_fd;
-    for (;;) {
-        ssize_t k = read(fd, buf, max);
+    size_t got = 0;
+    while (got < max) {
+        ssize_t k = read(fd, buf + got, max - got);
         if (k < 0 && errno == EINTR)
             continue;
+        if (k < 0)
+            return got ? (ssize_t)got : -1;
         if (k == 0) {
             if (d->thread_started) {
                 pthread_join(d->thread, NULL);
@@ -1146,16 +1443,110 @@ ssize_t ops_vdi_download_read(OpsVdiDownload *d, char *buf, size_t max)
             }
             if (d->result < 0)
                 return -1;
-            d->at_end = true;
+            break;
         }
-        if (k > 0) {
-            d->delivered += (uint64_t)k;
-            /* With a known length the server stops asking at the end. */
-            if (d->size >= 0 && d->delivered >= (uint64_t)d->size && !d->thread_started)
-                d->at_end = true;
-        }
-        return k < 0 ? -1 : k;
+        got += (size_t)k;
     }
+    return (ssize_t)got;
+}
+
+/* The next record of the sparse framing into d->hdr/d->rec; false at the very end. */
+static int next_record(OpsVdiDownload *d)
+{
+    for (;;) {
+        if (d->in_at == d->in_len) {
+            if (d->in_eof) {
+                if (d->tail == 2)
+                    return 0;
+                /* {file length, 0}, then {0, 0}. */
+                uint64_t length = d->in_off + d->in_len;
+                if (d->tail == 0 && length == 0)
+                    d->tail = 1; /* an empty file: the end alone */
+                put_le_bytes(d->hdr, d->tail == 0 ? length : 0, 8);
+                put_le_bytes(d->hdr + 8, 0, 4);
+                d->hdr_len = 12;
+                d->hdr_at = 0;
+                d->tail++;
+                return 1;
+            }
+            d->in_off += d->in_len;
+            d->in_len = d->in_at = 0;
+            ssize_t k = read_file_bytes(d, d->in, FRAME_BUF);
+            if (k < 0)
+                return -1;
+            d->in_len = (size_t)k;
+            if ((size_t)k < FRAME_BUF)
+                d->in_eof = true;
+            continue;
+        }
+        /* Skip aligned 64 KiB blocks of zeros, then take the run up to the next one. */
+        size_t start = d->in_at, end = start;
+        while (end < d->in_len) {
+            uint64_t abs = d->in_off + end;
+            size_t blk = (size_t)MIN((uint64_t)(d->in_len - end), FRAME_HOLE - abs % FRAME_HOLE);
+            bool zero = blk == FRAME_HOLE && all_zero(d->in + end, blk);
+            if (zero && end == start) {
+                start = end = end + blk;
+                continue;
+            }
+            if (zero)
+                break;
+            end += blk;
+        }
+        d->in_at = end;
+        if (end == start)
+            continue;
+        put_le_bytes(d->hdr, d->in_off + start, 8);
+        put_le_bytes(d->hdr + 8, end - start, 4);
+        d->hdr_len = 12;
+        d->hdr_at = 0;
+        d->rec = d->in + start;
+        d->rec_len = end - start;
+        return 1;
+    }
+}
+
+ssize_t ops_vdi_download_read(OpsVdiDownload *d, char *buf, size_t max)
+{
+    if (!d->chunked) {
+        ssize_t got = read_file_bytes(d, (uint8_t *)buf, max);
+        if (got < 0)
+            return -1;
+        if (got == 0)
+            d->at_end = true;
+        d->delivered += (uint64_t)got;
+        /* With a known length the server stops asking at the end. */
+        if (d->size >= 0 && d->delivered >= (uint64_t)d->size && !d->thread_started)
+            d->at_end = true;
+        return got;
+    }
+    size_t out = 0;
+    while (out < max) {
+        if (d->hdr_at < d->hdr_len) {
+            size_t k = MIN(max - out, d->hdr_len - d->hdr_at);
+            memcpy(buf + out, d->hdr + d->hdr_at, k);
+            d->hdr_at += k;
+            out += k;
+            continue;
+        }
+        if (d->rec_len) {
+            size_t k = MIN(max - out, d->rec_len);
+            memcpy(buf + out, d->rec, k);
+            d->rec += k;
+            d->rec_len -= k;
+            out += k;
+            continue;
+        }
+        int r = next_record(d);
+        if (r < 0)
+            return out ? (ssize_t)out : -1;
+        if (r == 0) {
+            d->at_end = true;
+            break;
+        }
+    }
+    d->delivered += out;
+    return (ssize_t)out;
 }
 
 bool ops_vdi_download_finish(OpsVdiDownload *d, XsError **errp)
@@ -1193,6 +1584,7 @@ bool ops_vdi_download_finish(OpsVdiDownload *d, XsError **errp)
     free(d->token);
     free(d->vdi_ref);
     free(d->file_dir);
+    free(d->in);
     free(d);
     return ok;
 }

@@ -19,12 +19,16 @@ typedef struct OpsVdiUpload OpsVdiUpload;
 
 /*
  * Starts replacing the content of vdi with an image in format ("raw",
- * "vhd", "vmdk", "qcow2"; NULL = raw) of length bytes (-1 if unknown).
- * Checks the VDI (not in use, big enough for a raw image, space in its SR)
- * and marks it busy. ctx must stay valid until finish or abort.
+ * "vhd", "vmdk", "qcow2"; NULL = raw) sent as a body of length bytes (-1 if
+ * unknown). chunked: the body is XenServer's sparse framing (records of a
+ * 12-byte little-endian header {offset u64, length u32} and the bytes, ended
+ * by {0, 0}; gaps are zeros; hyperxe accepts it for every format, a record
+ * {file length, 0} marks the length of the file). Checks the VDI (not in
+ * use, big enough for a raw image, space in its SR) and marks it busy. ctx
+ * must stay valid until finish or abort.
  */
 OpsVdiUpload *ops_vdi_upload_begin(OpsCtx *ctx, const char *vdi, const char *format,
-                                   int64_t length, XsError **errp);
+                                   int64_t length, bool chunked, XsError **errp);
 /* Feeds the next bytes; false once the upload has failed (see finish). */
 bool ops_vdi_upload_data(OpsVdiUpload *u, const void *data, size_t len);
 /* The body is complete: converts, publishes and records. Frees u. */
@@ -35,9 +39,11 @@ void ops_vdi_upload_abort(OpsVdiUpload *u);
 typedef struct OpsVdiDownload OpsVdiDownload;
 
 /* Starts producing vdi's content in format ("raw", "vhd", "vmdk",
- * "qcow2"). */
+ * "qcow2"). chunked: the file is sent in the sparse framing of uploads
+ * (records of its non-zero runs; aligned 64 KiB blocks of zeros left out, a
+ * record {file length, 0} and the end {0, 0} last). */
 OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char *format,
-                                       XsError **errp);
+                                       bool chunked, XsError **errp);
 /* Size of the stream if known in advance, else -1. */
 int64_t ops_vdi_download_size(const OpsVdiDownload *d);
 /* Next bytes: > 0, 0 at the end, -1 on error (then finish tells). */

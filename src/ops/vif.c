@@ -116,7 +116,6 @@ static bool create_fixup(OpsCtx *ctx, DbTxn *txn, DbObj *vif, XsError **errp)
         xs_err_invalid_value(errp, "MTU", v);
         return false;
     }
-    db_set_bool(txn, vif, F_VIF_CURRENTLY_ATTACHED, false);
     ops_vif_update_allowed(txn, vif);
     return true;
 }
@@ -130,7 +129,11 @@ bool ops_vif_destroy(OpsCtx *ctx, const char *self, XsError **errp)
 {
     DbTxn *txn = db_begin(ctx->db);
     DbObj *vif = db_get_class(ctx->db, XS_CLASS_VIF, self);
-    if (db_bool(vif, F_VIF_CURRENTLY_ATTACHED)) {
+    DbObj *vm = db_get_class(ctx->db, XS_CLASS_VM, db_str(vif, F_VIF_VM));
+    int ps = vm ? db_enum(vm, F_VM_POWER_STATE) : VM_POWER_STATE_HALTED;
+    bool live = vm && !db_bool(vm, F_VM_IS_CONTROL_DOMAIN) &&
+                (ps == VM_POWER_STATE_RUNNING || ps == VM_POWER_STATE_PAUSED);
+    if (live && db_bool(vif, F_VIF_CURRENTLY_ATTACHED)) {
         db_abort(txn);
         xs_err_operation_not_allowed(errp, "The VIF is attached to a running VM; unplug it "
                                            "(vif-unplug) or stop the VM first.");

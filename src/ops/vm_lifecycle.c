@@ -1022,6 +1022,30 @@ static bool pred_off_or_reset(const VmRt *rt)
     return rt->guest_off || rt->exited || rt->crashed || rt->guest_reset;
 }
 
+/*
+ * True if an agent holds the guest side of the agent's channel (QEMU's
+ * chardev "frontend-open"): then it is worth asking it, and only then.
+ */
+static bool agent_present(VmRt *rt)
+{
+    if (!rt->vmm || vmm_get_backend() != VMM_BACKEND_QEMU)
+        return false;
+    struct json_object *ret = NULL;
+    if (vmm_qmp(rt->vmm, "query-chardev", NULL, 2000, &ret, NULL) < 0)
+        return false;
+    bool open = false;
+    size_t n = json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *c = json_object_array_get_idx(ret, i), *v;
+        if (json_object_object_get_ex(c, "label", &v) &&
+            strcmp(json_object_get_string(v), "charqga0") == 0 &&
+            json_object_object_get_ex(c, "frontend-open", &v))
+            open = json_object_get_boolean(v);
+    }
+    json_object_put(ret);
+    return open;
+}
+
 /* Asks the guest agent, if one answers, to power off or reboot the guest. */
 static bool ask_agent(HxEnv *env, VmRt *rt, const char *mode)
 {
@@ -1054,12 +1078,12 @@ static bool clean_stop(OpsCtx *ctx, VmRt *rt, bool reboot, bool *rebooted, XsErr
     unsigned timeout = other_config_seconds(ctx->db, rt->ref, "hyperxe-shutdown-timeout",
                                             SHUTDOWN_TIMEOUT_S);
     /*
+     * The guest agent when one runs in the guest; else the ACPI power button.
      * A reboot needs the agent (ACPI has no reboot button): without one the
-     * guest is powered off and started again. A power-off goes through the
-     * ACPI power button at once, and the agent is asked too if the guest has
-     * not reacted within a moment.
+     * guest is powered off and started again.
      */
-    bool agent = reboot && ask_agent(env, rt, "reboot");
+    bool present = agent_present(rt);
+    bool agent = present && ask_agent(env, rt, reboot ? "reboot" : "powerdown");
     if (!agent) {
         char *err = NULL;
         int r = rt->vmm ? vmm_powerdown(rt->vmm, &err) : -ESRCH;
@@ -1075,11 +1099,9 @@ static bool clean_stop(OpsCtx *ctx, VmRt *rt, bool reboot, bool *rebooted, XsErr
             }
         } else {
             free(err);
-            if (wait_for(ctx, rt, pred_off, 2) == -ETIMEDOUT)
-                ask_agent(env, rt, "powerdown");
         }
     }
-    int r = wait_for(ctx, rt, agent ? pred_off_or_reset : pred_off, timeout);
+    int r = wait_for(ctx, rt, agent && reboot ? pred_off_or_reset : pred_off, timeout);
     if (r == -ECANCELED) {
         xs_err_task_cancelled(errp, ctx->task ? ctx->task : "");
         return false;
@@ -1097,6 +1119,7 @@ static bool clean_stop(OpsCtx *ctx, VmRt *rt, bool reboot, bool *rebooted, XsErr
         rt->guest_off = rt->guest_reset = false;
         if (rt->exited)
             rt->expect_exit = true;
+        rt->pending = false; /* this call handles what it waited for */
     }
     pthread_mutex_unlock(&rt->mu);
     if (crashed) {
@@ -1117,8 +1140,8 @@ static bool start_common(OpsCtx *ctx, const char *vm_ref, const char *op, bool p
         return false;
     rt->quick_crashes = 0;
     bool ok = boot(ctx, rt, paused, force, NULL, "VM_STARTED", errp);
-    end_op(ctx, rt, token);
     if (ok) {
+        /* start_delay is part of the start (appliances wait for it). */
         unsigned delay = 0;
         db_read_lock(ctx->db);
         DbObj *vm = db_get_class(ctx->db, XS_CLASS_VM, vm_ref);
@@ -1127,6 +1150,7 @@ static bool start_common(OpsCtx *ctx, const char *vm_ref, const char *op, bool p
         db_read_unlock(ctx->db);
         sleep_cancellable(ctx, delay);
     }
+    end_op(ctx, rt, token);
     return ok;
 }
 
@@ -1165,9 +1189,9 @@ bool ops_vm_clean_shutdown(OpsCtx *ctx, const char *vm, XsError **errp)
     bool rebooted;
     bool ok = clean_stop(ctx, rt, false, &rebooted, errp) &&
               teardown(ctx, rt, VM_POWER_STATE_HALTED, NULL, "VM_SHUTDOWN", errp);
-    end_op(ctx, rt, token);
     if (ok)
         shutdown_delay(ctx, vm);
+    end_op(ctx, rt, token);
     return ok;
 }
 
@@ -1202,9 +1226,9 @@ bool ops_vm_hard_shutdown(OpsCtx *ctx, const char *vm, XsError **errp)
     if (!rt)
         return false;
     bool ok = hard_stop(ctx, rt, errp);
-    end_op(ctx, rt, token);
     if (ok)
         shutdown_delay(ctx, vm);
+    end_op(ctx, rt, token);
     return ok;
 }
 
@@ -1226,9 +1250,9 @@ bool ops_vm_shutdown(OpsCtx *ctx, const char *vm, XsError **errp)
         xs_error_free(e);
     }
     ok = hard_stop(ctx, rt, errp);
-    end_op(ctx, rt, token);
     if (ok)
         shutdown_delay(ctx, vm);
+    end_op(ctx, rt, token);
     return ok;
 }
 
@@ -1399,7 +1423,12 @@ bool ops_vm_suspend(OpsCtx *ctx, const char *vm, XsError **errp)
         goto out;
     }
     free(err);
-    /* QEMU is gone: the image goes into a suspend VDI in the SR. */
+    /* QEMU is gone: the image goes into a suspend VDI in the SR, padded to whole
+     * sectors (a disk image has no odd sizes); its true length is recorded. */
+    struct stat isb;
+    long long image_len = stat(image, &isb) == 0 ? (long long)isb.st_size : -1;
+    if (image_len >= 0 && image_len % 512 && truncate(image, (off_t)((image_len + 511) / 512 * 512)))
+        log_warn("VM %s: cannot pad the suspend image: %s", rt->uuid, strerror(errno));
     name = xasprintf("Suspend image of %s", rt->uuid);
     if (!vmdisk_create_from_file(ctx, sr, name, VDI_TYPE_SUSPEND, image, &vdi, errp)) {
         /* The memory is lost with the QEMU: the VM is halted, as after a crash. */
@@ -1409,6 +1438,17 @@ bool ops_vm_suspend(OpsCtx *ctx, const char *vm, XsError **errp)
         unlink(image);
         unlink(cfgpath);
         goto out;
+    }
+    {
+        if (image_len >= 0) {
+            char len[32];
+            snprintf(len, sizeof(len), "%lld", image_len);
+            DbTxn *txn = db_begin(ctx->db);
+            DbObj *vo = db_get_class(ctx->db, XS_CLASS_VDI, vdi);
+            if (vo)
+                db_map_set(txn, vo, F_VDI_OTHER_CONFIG, "hyperxe-suspend-image-size", len);
+            db_commit(txn, NULL);
+        }
     }
     unlink(image);
     ops_progress(ctx, 0.95);
@@ -1441,6 +1481,15 @@ static bool resume_common(OpsCtx *ctx, const char *vm, const char *op, bool paus
     }
     if (!vmdisk_export_raw(ctx, vdi, image, errp))
         goto out;
+    db_read_lock(ctx->db);
+    DbObj *vo = db_get_class(ctx->db, XS_CLASS_VDI, vdi);
+    const char *len = vo ? xv_struct_get_string(&vo->fields[F_VDI_OTHER_CONFIG],
+                                                "hyperxe-suspend-image-size")
+                         : NULL;
+    long long want = len ? strtoll(len, NULL, 10) : -1;
+    db_read_unlock(ctx->db);
+    if (want > 0 && truncate(image, (off_t)want) != 0)
+        log_warn("VM %s: cannot trim the suspend image: %s", rt->uuid, strerror(errno));
     ops_progress(ctx, 0.3);
     ok = boot(ctx, rt, paused, force, image, "VM_RESUMED", errp);
     unlink(image);

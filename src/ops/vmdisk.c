@@ -146,6 +146,7 @@ bool vmdisk_export_raw(OpsCtx *ctx, const char *vdi_ref, const char *path, XsErr
 
 typedef struct LiveDisk {
     char *vm;
+    char *vdi;
     unsigned position;
 } LiveDisk;
 
@@ -157,6 +158,7 @@ static bool live_disk(OpsCtx *ctx, const char *vbd_ref, LiveDisk *d, XsError **e
     bool ok = vbd != NULL;
     if (vbd) {
         d->vm = xstrdup(db_str(vbd, F_VBD_VM));
+        d->vdi = xstrdup(db_str(vbd, F_VBD_VDI));
         d->position = (unsigned)strtoul(db_str(vbd, F_VBD_USERDEVICE), NULL, 10);
     } else {
         xs_err_handle_invalid(errp, "VBD", vbd_ref);
@@ -165,16 +167,43 @@ static bool live_disk(OpsCtx *ctx, const char *vbd_ref, LiveDisk *d, XsError **e
     return ok;
 }
 
+/* The QEMU that has the disk open; VDI_IN_USE when none can act (a busy VM,
+ * or the control domain, which has no QEMU). Inside a VM operation of this
+ * thread (VM.snapshot, VM.checkpoint) that VM is used as held: *token stays
+ * NULL and release() leaves it to that operation. */
+static Vmm *claim(OpsCtx *ctx, const LiveDisk *d, const char *op, char **token, XsError **errp)
+{
+    VmRt *rt = vmrt_get(ctx->env, d->vm);
+    Vmm *held = rt ? vmrt_held_vmm(rt) : NULL;
+    if (held) {
+        *token = NULL;
+        return held;
+    }
+    XsError *e = NULL;
+    Vmm *h = ops_vm_claim_running(ctx, d->vm, strcmp(op, "snapshot") == 0
+                                                  ? "snapshot"
+                                                  : "update_allowed_operations",
+                                  token, &e);
+    if (!h) {
+        xs_error_free(e);
+        xs_err_vdi_in_use(errp, d->vdi, op);
+    }
+    return h;
+}
+
+static void release(OpsCtx *ctx, const LiveDisk *d, char *token)
+{
+    if (token)
+        ops_vm_release_running(ctx, d->vm, token);
+}
+
 static bool live_snapshot(OpsCtx *ctx, const char *vbd, const char *new_active, XsError **errp)
 {
     LiveDisk d;
     if (!live_disk(ctx, vbd, &d, errp))
         return false;
     char *token = NULL;
-    /* Inside a VM operation of this thread (VM.snapshot, VM.checkpoint), its VM is held. */
-    VmRt *rt = vmrt_get(ctx->env, d.vm);
-    Vmm *held = rt ? vmrt_held_vmm(rt) : NULL;
-    Vmm *h = held ? held : ops_vm_claim_running(ctx, d.vm, "snapshot", &token, errp);
+    Vmm *h = claim(ctx, &d, "snapshot", &token, errp);
     bool ok = false;
     if (h) {
         VmmSnapshotDisk sd = {.position = d.position, .overlay = new_active, .create = false};
@@ -182,14 +211,14 @@ static bool live_snapshot(OpsCtx *ctx, const char *vbd, const char *new_active, 
         int r = vmm_snapshot_disks(h, &sd, 1, &err);
         if (r < 0) {
             log_error("VBD %s: the live snapshot failed: %s", vbd, err ? err : strerror(-r));
-            xs_err_vdi_in_use(errp, vbd, "snapshot");
+            xs_err_vdi_in_use(errp, d.vdi, "snapshot");
         }
         free(err);
         ok = r == 0;
-        if (!held)
-            ops_vm_release_running(ctx, d.vm, token);
+        release(ctx, &d, token);
     }
     free(d.vm);
+    free(d.vdi);
     return ok;
 }
 
@@ -199,7 +228,7 @@ static bool live_resize(OpsCtx *ctx, const char *vbd, int64_t size, XsError **er
     if (!live_disk(ctx, vbd, &d, errp))
         return false;
     char *token = NULL;
-    Vmm *h = ops_vm_claim_running(ctx, d.vm, "update_allowed_operations", &token, errp);
+    Vmm *h = claim(ctx, &d, "resize_online", &token, errp);
     bool ok = false;
     if (h) {
         /* The active layer's node (snapshots move it), from QEMU itself. */
@@ -223,13 +252,14 @@ static bool live_resize(OpsCtx *ctx, const char *vbd, int64_t size, XsError **er
         if (r < 0) {
             log_error("VBD %s: growing the disk of the running VM failed: %s", vbd,
                       err ? err : strerror(-r));
-            xs_err_vdi_in_use(errp, vbd, "resize_online");
+            xs_err_vdi_in_use(errp, d.vdi, "resize_online");
         }
         free(err);
         ok = r == 0;
-        ops_vm_release_running(ctx, d.vm, token);
+        release(ctx, &d, token);
     }
     free(d.vm);
+    free(d.vdi);
     return ok;
 }
 
@@ -247,10 +277,7 @@ static bool live_merge(OpsCtx *ctx, const char *vbd, unsigned depth, const char 
     if (!live_disk(ctx, vbd, &d, errp))
         return false;
     char *token = NULL;
-    VmRt *rt = vmrt_get(ctx->env, d.vm);
-    Vmm *held = rt ? vmrt_held_vmm(rt) : NULL;
-    Vmm *h = held ? held
-                  : ops_vm_claim_running(ctx, d.vm, "update_allowed_operations", &token, errp);
+    Vmm *h = claim(ctx, &d, "merge", &token, errp);
     bool ok = false;
     if (h) {
         char job[32];
@@ -262,14 +289,14 @@ static bool live_merge(OpsCtx *ctx, const char *vbd, unsigned depth, const char 
         if (r < 0) {
             log_error("VBD %s: merging layer %u of the running disk failed: %s", vbd, depth,
                       err ? err : strerror(-r));
-            xs_err_vdi_in_use(errp, vbd, "merge");
+            xs_err_vdi_in_use(errp, d.vdi, "merge");
         }
         free(err);
         ok = r == 0;
-        if (!held)
-            ops_vm_release_running(ctx, d.vm, token);
+        release(ctx, &d, token);
     }
     free(d.vm);
+    free(d.vdi);
     return ok;
 }
 

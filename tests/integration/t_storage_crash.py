@@ -198,13 +198,16 @@ def test_disk_full():
         r = xe("vdi-copy", "uuid=" + src, "sr-uuid=" + sr, check=False)
         assert r.returncode != 0 and "SR is full" in r.stderr, r.stderr
         assert sorted(os.listdir(d)) == base
-        # A VHD whose size passes the first check but whose conversion fills the disk.
-        vhd = os.path.join(TMP, "half.vhd")
-        half = os.path.join(TMP, "half.raw")
-        make_random(half, 14 * MiB, seed=4)
-        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "force_size=on",
-                        half, vhd], check=True)
-        r = xe("vdi-import", "uuid=" + u, "filename=" + vhd, "format=vhd", check=False)
+        # An image whose upload passes the first check (it is small: compressed) but
+        # whose content fills the disk while it is written.
+        vmdk = os.path.join(TMP, "pattern.vmdk")
+        pattern = os.path.join(TMP, "pattern.raw")
+        with open(pattern, "wb") as f:
+            f.write(b"\x5a" * (30 * MiB))
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o",
+                        "subformat=streamOptimized", pattern, vmdk], check=True)
+        assert os.path.getsize(vmdk) < 4 * MiB
+        r = xe("vdi-import", "uuid=" + u, "filename=" + vmdk, "format=vmdk", check=False)
         assert r.returncode != 0 and "SR is full" in r.stderr, r.stderr
         assert sorted(os.listdir(d)) == base
         # Creating disks still works where there is room, and the SR is intact.
