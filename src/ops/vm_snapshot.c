@@ -549,7 +549,12 @@ static bool take(OpsCtx *ctx, SnapJob *j, XsError **errp)
     }
     thaw(j, agent);
     if (ok && j->with_memory) {
-        /* The memory goes into a suspend VDI while the guest runs on. */
+        /* The memory goes into a suspend VDI while the guest runs on, padded with zeros to
+         * whole sectors so that the end of the stream is kept (QEMU ignores what follows). */
+        struct stat st;
+        if (stat(image, &st) == 0 && st.st_size % 512 != 0 &&
+            truncate(image, (st.st_size / 512 + 1) * 512) < 0)
+            log_warn("VM %s: cannot pad the memory image: %s", j->held.uuid, strerror(errno));
         _cleanup_free_ char *name = xasprintf("Suspend image of %s", j->held.uuid);
         ok = vmdisk_create_from_file(ctx, j->suspend_sr, name, VDI_TYPE_SUSPEND, image,
                                      &j->mem_vdi, errp);

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -99,12 +98,6 @@ bool vmdisk_clone(OpsCtx *ctx, const char *vdi_ref, bool full_copy, const char *
 bool vmdisk_create_from_file(OpsCtx *ctx, const char *sr_ref, const char *name, int type,
                              const char *path, char **vdi_ref, XsError **errp)
 {
-    /* A disk holds whole sectors: the file is padded with zeros so that its last bytes are
-     * kept (a migration stream ends anywhere; QEMU ignores what follows it). */
-    struct stat st;
-    if (stat(path, &st) == 0 && st.st_size % 512 != 0 &&
-        truncate(path, (st.st_size / 512 + 1) * 512) < 0)
-        log_warn("cannot pad %s to whole sectors: %s", path, strerror(errno));
     OpsVdiSpec spec = {
         .sr = sr_ref,
         .virtual_size = 0,
