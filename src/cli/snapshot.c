@@ -1,19 +1,18 @@
 /*
  * xe's snapshot commands: vm-snapshot, vm-snapshot-with-quiesce,
  * vm-checkpoint, snapshot-revert, snapshot-clone, snapshot-copy,
- * snapshot-destroy, snapshot-uninstall, snapshot-disk-list and
- * snapshot-export-to-template, with XenServer's parameters and output
- * (snapshot-list and snapshot-param-* are the generic class commands).
+ * snapshot-destroy, snapshot-uninstall and snapshot-disk-list, with
+ * XenServer's parameters and output (snapshot-list and snapshot-param-* are
+ * the generic class commands; snapshot-export-to-template is with the other
+ * exports in importexport.c).
  * Long calls run as tasks with a progress bar on a terminal.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/cli_util.h"
-#include "client/transfer.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
 
@@ -328,50 +327,6 @@ static int cmd_snapshot_disk_list(Cli *cli, const CliCommand *cmd)
     return 0;
 }
 
-/* ---- export ------------------------------------------------------------------------------------ */
-
-static int cmd_snapshot_export_to_template(Cli *cli, const CliCommand *cmd)
-{
-    char *snap = find_snapshot(cli);
-    if (!snap)
-        return 1;
-    const XsValue *r = cli_record(cli, XS_CLASS_VM, snap);
-    const char *compress = cli_param(cli, "compress");
-    const char *preserve = cli_param(cli, "preserve-power-state");
-    bool b = false;
-    const char *comp = !compress ? "false"
-                       : strcmp(compress, "zstd") == 0 || strcmp(compress, "gzip") == 0
-                           ? compress
-                           : cli_parse_bool(compress, &b) && b ? "true" : "false";
-    bool keep = preserve && cli_parse_bool(preserve, &b) && b;
-    const char *excluded = cli_param(cli, "excluded-device-types");
-    char *path = xasprintf("/export?uuid=%s&use_compression=%s&preserve_power_state=%s%s%s"
-                           "&session_id=%s",
-                           cli_rec_str(r, "uuid"), comp, keep ? "true" : "false",
-                           excluded ? "&excluded_device_types=" : "", excluded ? excluded : "",
-                           xc_session(cli->conn));
-    const char *filename = cli_param(cli, "filename");
-    fflush(cli->out);
-    XcTransferResult res = {0};
-    bool ok = xc_http_get_file(cli->conn, path, filename, NULL, NULL, &res);
-    int rc = 0;
-    if (!ok) {
-        if (strcmp(filename, "-") != 0)
-            unlink(filename);
-        if (res.http_status == 404)
-            rc = cli_fail(cli, "This server cannot export VMs as XVA files yet.");
-        else if (res.error && !res.http_status)
-            rc = cli_fail(cli, "%s", res.error);
-        else
-            rc = cli_fail(cli, "The export failed (HTTP %ld): %s", res.http_status,
-                          res.body ? res.body : "");
-    }
-    xc_transfer_result_release(&res);
-    free(path);
-    free(snap);
-    return rc;
-}
-
 static const CliCommand snapshot_commands[] = {
     {"snapshot-clone", "new-name-label", "uuid,snapshot-uuid,new-name-description",
      "Create a new template by cloning an existing snapshot, using storage-level fast disk "
@@ -388,10 +343,6 @@ static const CliCommand snapshot_commands[] = {
      cmd_snapshot_destroy},
     {"snapshot-disk-list", NULL, "uuid,snapshot-uuid,vbd-params,vdi-params",
      "List the disks on the selected snapshot.", cmd_snapshot_disk_list},
-    {"snapshot-export-to-template", "filename,snapshot-uuid",
-     "preserve-power-state,compress,metadata,excluded-device-types",
-     "Export a snapshot to a file (XVA) that imports as a template.",
-     cmd_snapshot_export_to_template},
     {"snapshot-revert", NULL, "uuid,snapshot-uuid,vm",
      "Revert an existing VM to a previous checkpointed or snapshotted state. With vm=, check "
      "first that the snapshot is one of that VM (name or uuid).",

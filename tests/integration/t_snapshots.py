@@ -471,6 +471,21 @@ def test_clone_copy_and_templates():
     assert xe_out("vdi-list", "sr-uuid=" + sr2, "--minimal") == ""
 
 
+def test_export_to_template():
+    vm = new_vm("exp")
+    write_marker(vm_disks(vm)["0"], 0x7E)
+    snap = xe_out("vm-snapshot", "uuid=" + vm, "new-name-label=exported")
+    xva = os.path.join(TMP, "snap.xva")
+    xe("snapshot-export-to-template", "snapshot-uuid=" + snap, "filename=" + xva)
+    t = xe_out("vm-import", "filename=" + xva)
+    assert vm_param(t, "is-a-template") == "true" and vm_param(t, "is-a-snapshot") == "false"
+    assert vm_param(t, "name-label") == "exported"
+    assert has_marker(vm_disks(t)["0"], 0x7E)
+    xe("template-uninstall", "template-uuid=" + t, "--force")
+    destroy_vm(vm)
+    check_sr_clean()
+
+
 def test_failures_leave_nothing():
     vm = new_vm("fail", disks=2)
     snap = xe_out("vm-snapshot", "uuid=" + vm, "new-name-label=s")
@@ -561,7 +576,8 @@ def main():
                            test_running_vm_snapshot_checkpoint_revert,
                            test_bad_input_changes_nothing, test_ignore_vdis_and_uninstall,
                            test_many_snapshots_deleted_in_random_order,
-                           test_clone_copy_and_templates, test_failures_leave_nothing,
+                           test_clone_copy_and_templates, test_export_to_template,
+                           test_failures_leave_nothing,
                            test_survives_restart]])
             except SystemExit as e:
                 code = e.code
