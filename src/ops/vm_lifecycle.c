@@ -493,6 +493,7 @@ static bool prepare_resume(OpsCtx *ctx, const VmSpec *spec, int64_t domid, VmmCo
     _cleanup_free_ char *path = suspend_config_path(ctx->env, spec->uuid);
     struct json_object *j = json_object_from_file(path);
     char *why = NULL;
+    vmm_config_release(cfg); /* from_json overwrites it */
     if (!j || vmm_config_from_json(j, cfg, &why) < 0) {
         json_object_put(j);
         log_error("VM %s: cannot read its suspended configuration %s: %s", spec->uuid, path,
@@ -1633,6 +1634,11 @@ bool ops_vm_sim_inject(OpsCtx *ctx, const char *vm, const char *what, XsError **
 }
 
 /* ---- for the HTTP handlers and the device ops --------------------------------------- */
+
+char *ops_vm_suspend_config_path(HxEnv *env, const char *uuid)
+{
+    return suspend_config_path(env, uuid);
+}
 
 bool ops_vm_dump_core_to(OpsCtx *ctx, const char *vm, const char *path, XsError **errp)
 {

@@ -15,6 +15,7 @@
 #include "ops/vdi.h"
 #include "ops/vm_lifecycle.h"
 #include "ops/vmdisk.h"
+#include "ops/vmrt.h"
 #include "util/log.h"
 #include "util/spawn.h"
 #include "util/strbuf.h"
@@ -160,9 +161,17 @@ static bool live_disk(OpsCtx *ctx, const char *vbd_ref, LiveDisk *d, XsError **e
 }
 
 /* The QEMU that has the disk open; VDI_IN_USE when none can act (a busy VM,
- * or the control domain, which has no QEMU). */
+ * or the control domain, which has no QEMU). Inside a VM operation of this
+ * thread (VM.snapshot, VM.checkpoint) that VM is used as held: *token stays
+ * NULL and release() leaves it to that operation. */
 static Vmm *claim(OpsCtx *ctx, const LiveDisk *d, const char *op, char **token, XsError **errp)
 {
+    VmRt *rt = vmrt_get(ctx->env, d->vm);
+    Vmm *held = rt ? vmrt_held_vmm(rt) : NULL;
+    if (held) {
+        *token = NULL;
+        return held;
+    }
     XsError *e = NULL;
     Vmm *h = ops_vm_claim_running(ctx, d->vm, strcmp(op, "snapshot") == 0
                                                   ? "snapshot"
@@ -173,6 +182,12 @@ static Vmm *claim(OpsCtx *ctx, const LiveDisk *d, const char *op, char **token, 
         xs_err_vdi_in_use(errp, d->vdi, op);
     }
     return h;
+}
+
+static void release(OpsCtx *ctx, const LiveDisk *d, char *token)
+{
+    if (token)
+        ops_vm_release_running(ctx, d->vm, token);
 }
 
 static bool live_snapshot(OpsCtx *ctx, const char *vbd, const char *new_active, XsError **errp)
@@ -193,7 +208,7 @@ static bool live_snapshot(OpsCtx *ctx, const char *vbd, const char *new_active, 
         }
         free(err);
         ok = r == 0;
-        ops_vm_release_running(ctx, d.vm, token);
+        release(ctx, &d, token);
     }
     free(d.vm);
     free(d.vdi);
@@ -234,7 +249,44 @@ static bool live_resize(OpsCtx *ctx, const char *vbd, int64_t size, XsError **er
         }
         free(err);
         ok = r == 0;
-        ops_vm_release_running(ctx, d.vm, token);
+        release(ctx, &d, token);
+    }
+    free(d.vm);
+    free(d.vdi);
+    return ok;
+}
+
+static void merge_progress(uint64_t done, uint64_t total, void *opaque)
+{
+    if (total)
+        ops_progress(opaque, (double)done / (double)total);
+}
+
+/* A merge of a chain the running VM uses: its own block job (commit) does the work. */
+static bool live_merge(OpsCtx *ctx, const char *vbd, unsigned depth, const char *backing_name,
+                       XsError **errp)
+{
+    LiveDisk d;
+    if (!live_disk(ctx, vbd, &d, errp))
+        return false;
+    char *token = NULL;
+    Vmm *h = claim(ctx, &d, "merge", &token, errp);
+    bool ok = false;
+    if (h) {
+        char job[32];
+        snprintf(job, sizeof(job), "hx-merge-%u", d.position);
+        char *err = NULL;
+        int r = vmm_job_commit_layer(h, d.position, depth, backing_name, job, &err);
+        if (r == 0)
+            r = vmm_job_wait(h, job, true, 30 * 60 * 1000, merge_progress, ctx, &err);
+        if (r < 0) {
+            log_error("VBD %s: merging layer %u of the running disk failed: %s", vbd, depth,
+                      err ? err : strerror(-r));
+            xs_err_vdi_in_use(errp, d.vdi, "merge");
+        }
+        free(err);
+        ok = r == 0;
+        release(ctx, &d, token);
     }
     free(d.vm);
     free(d.vdi);
@@ -243,6 +295,7 @@ static bool live_resize(OpsCtx *ctx, const char *vbd, int64_t size, XsError **er
 
 void vmdisk_register_live_hooks(void)
 {
-    OpsVdiLiveHooks hooks = {.snapshot = live_snapshot, .resize = live_resize};
+    OpsVdiLiveHooks hooks = {.snapshot = live_snapshot, .resize = live_resize,
+                             .merge = live_merge};
     ops_vdi_set_live_hooks(&hooks);
 }
