@@ -657,6 +657,8 @@ bool api_call(Api *api, const ApiPeer *peer, const char *method, XsValue *params
                 job->peer.is_root = peer && peer->is_root;
                 memset(&info, 0, sizeof(info));
                 args = NULL;
+                /* The job (task included) is the thread's once it starts. */
+                char *reply = xstrdup(task);
                 pthread_t th;
                 pthread_attr_t attr;
                 pthread_attr_init(&attr);
@@ -671,8 +673,9 @@ bool api_call(Api *api, const ApiPeer *peer, const char *method, XsValue *params
                 if (ok) {
                     XvWriter w;
                     xvw_init(&w, fmt, out);
-                    xvw_string(&w, task);
+                    xvw_string(&w, reply);
                 }
+                free(reply);
             }
         } else {
             OpsCtx ctx = {

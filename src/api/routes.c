@@ -5,8 +5,10 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "api/console.h"
 #include "api/routes.h"
 #include "api/rpc.h"
+#include "api/vdi_http.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
 
@@ -15,6 +17,8 @@ static const struct {
     const size_t *n;
 } modules[] = {
     {rpc_routes, &rpc_nroutes},
+    {console_routes, &console_nroutes},
+    {vdi_http_routes, &vdi_http_nroutes},
 };
 
 static HttpRoute *table;

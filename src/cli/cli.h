@@ -94,6 +94,8 @@ XsValue *cli_call(Cli *cli, const char *method, XsValue *params);
 /* Waits for an async task, showing progress on a terminal, and returns its
  * decoded result (or NULL after printing the error). */
 XsValue *cli_wait_task(Cli *cli, const char *task, const char *what);
+/* Draws a progress bar (0..1) on stderr when it is a terminal; done erases it. */
+void cli_progress(Cli *cli, double fraction, bool done);
 /* Calls Async.<method> and waits for it. */
 XsValue *cli_call_async(Cli *cli, const char *method, XsValue *params, const char *what);
 
@@ -153,6 +155,9 @@ typedef struct CliCommandList {
 void cli_register(CliCommandList *l, const CliCommand *cmds, size_t n);
 void cli_generic_commands(CliCommandList *l);
 void cli_help_commands(CliCommandList *l);
+void cli_vm_commands(CliCommandList *l);     /* vm.c */
+void cli_device_commands(CliCommandList *l); /* devices.c */
+void cli_storage_commands(CliCommandList *l);
 const CliCommandList *cli_all_commands(void);
 
 #endif

@@ -218,6 +218,11 @@ static void draw_progress(Cli *cli, double p, bool done)
     fflush(stderr);
 }
 
+void cli_progress(Cli *cli, double fraction, bool done)
+{
+    draw_progress(cli, fraction, done);
+}
+
 XsValue *cli_wait_task(Cli *cli, const char *task, const char *what)
 {
     char *token = xstrdup("");

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "client/client.h"
+#include "client/transfer.h"
 #include "model/wire.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
@@ -208,4 +209,19 @@ void xc_logout(XcConn *c)
     xv_free(r);
     free(c->session);
     c->session = NULL;
+}
+
+void *xc_transfer_handle(XcConn *c, const char *path_query)
+{
+    CURL *h = curl_easy_duphandle(c->curl);
+    if (!h)
+        return NULL;
+    /* c->url ends in "/jsonrpc": the same server, another path. */
+    size_t base = strlen(c->url) - strlen("/jsonrpc");
+    char *url = xasprintf("%.*s%s", (int)base, c->url, path_query);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    free(url);
+    return h;
 }

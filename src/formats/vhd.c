@@ -632,3 +632,13 @@ const ImgDriver img_driver_vhd = {
     .status = vhd_status,
     .close = vhd_close,
 };
+
+uint64_t vhd_footer_size(const uint8_t *footer)
+{
+    return footer_size(footer);
+}
+
+bool vhd_footer_checksum_ok(const uint8_t *footer)
+{
+    return footer_checksum_ok(footer);
+}

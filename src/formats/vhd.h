@@ -7,6 +7,7 @@
 #ifndef HX_FORMATS_VHD_H
 #define HX_FORMATS_VHD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,5 +30,11 @@ uint32_t vhd_checksum(const uint8_t *buf, size_t len, size_t skip);
 /* The specification's geometry for total_sectors (capped at the maximum
  * geometry). */
 void vhd_geometry(uint64_t total_sectors, uint16_t *cyls, uint8_t *heads, uint8_t *spt);
+
+/* The virtual size a footer describes (the CHS geometry or the current size,
+ * as qemu decides), and whether its checksum is right (blktap's hidden byte
+ * accepted). */
+uint64_t vhd_footer_size(const uint8_t *footer);
+bool vhd_footer_checksum_ok(const uint8_t *footer);
 
 #endif

@@ -23,6 +23,7 @@ VARYING = {
     "pbd": ["host-name-label", "device-config"],
     "task": ["created", "finished"],
     "message": ["timestamp"],
+    "vdi": ["physical-utilisation"],
 }
 
 
@@ -95,6 +96,8 @@ def test_golden_every_class():
             r = D.xe(v + "-list", "number=0")
         elif v == "task":
             r = D.xe("task-list", "name-label=golden task")
+        elif v == "vdi":
+            r = D.xe("vdi-list", "name-label=golden-disk")
         else:
             r = D.xe(v + "-list")
         check_golden("xe/%s-list.out" % v, normalise(v, r.stdout, norm))

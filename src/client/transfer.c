@@ -1,0 +1,408 @@
+/*
+ * HTTP PUT and GET of files through libcurl for xe. See transfer.h.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client/transfer.h"
+#include "util/macros.h"
+#include "util/strbuf.h"
+#include "util/xalloc.h"
+#include "util/banned.h"
+
+#define XFER_BUFFER (2 * 1024 * 1024)
+
+#define GET_BUFFER (1024 * 1024)
+
+typedef struct Xfer {
+    char *buf; /* GET: bytes not yet written */
+    size_t buffered;
+    int fd;
+    bool seekable;
+    uint64_t pos;    /* bytes written (GET) */
+    uint64_t extent; /* end of the file as written, holes included */
+    StrBuf body;     /* reply body of a PUT, or of a failed GET */
+    long status;
+    CURL *h;
+    int write_errno;
+    XcTransferProgress progress;
+    void *opaque;
+} Xfer;
+
+void xc_transfer_result_release(XcTransferResult *r)
+{
+    free(r->body);
+    free(r->error);
+    memset(r, 0, sizeof(*r));
+}
+
+static int xferinfo(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                    curl_off_t ulnow)
+{
+    Xfer *x = p;
+    if (!x->progress)
+        return 0;
+    bool up = ultotal > 0;
+    uint64_t done = (uint64_t)(up ? ulnow : dlnow);
+    uint64_t total = (uint64_t)(up ? ultotal : dltotal);
+    return x->progress(x->opaque, done, total) ? 0 : 1;
+}
+
+static size_t body_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    Xfer *x = userdata;
+    if (x->body.len < 65536)
+        strbuf_add(&x->body, ptr, size * nmemb);
+    return size * nmemb;
+}
+
+#define HOLE_UNIT (64 * 1024)
+
+static bool zero_block(const char *p, size_t n)
+{
+    static const char z[4096];
+    for (; n >= sizeof(z); p += sizeof(z), n -= sizeof(z))
+        if (memcmp(p, z, sizeof(z)) != 0)
+            return false;
+    return n == 0 || memcmp(p, z, n) == 0;
+}
+
+static bool put(Xfer *x, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = x->seekable ? pwrite(x->fd, p, n, (off_t)x->pos) : write(x->fd, p, n);
+        if (k <= 0) {
+            x->write_errno = k < 0 ? errno : EIO;
+            return false;
+        }
+        x->pos += (uint64_t)k;
+        p += k;
+        n -= (size_t)k;
+        if (x->pos > x->extent)
+            x->extent = x->pos;
+    }
+    return true;
+}
+
+/* Writes data (starting at x->pos), leaving holes for aligned 64 KiB blocks of
+ * zeros (smaller ones are not worth the calls). */
+static bool flush_data(Xfer *x, const char *ptr, size_t n)
+{
+    if (!x->seekable)
+        return put(x, ptr, n);
+    size_t done = 0, run = 0; /* run: start of pending data in ptr */
+    while (done < n) {
+        size_t chunk = HOLE_UNIT - (size_t)((x->pos + (done - run)) % HOLE_UNIT);
+        if (chunk > n - done)
+            chunk = n - done;
+        if (chunk == HOLE_UNIT && zero_block(ptr + done, chunk)) {
+            if (done > run && !put(x, ptr + run, done - run))
+                return false;
+            x->pos += chunk;
+            done += chunk;
+            run = done;
+            continue;
+        }
+        done += chunk;
+    }
+    return done <= run || put(x, ptr + run, done - run);
+}
+
+static size_t file_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    Xfer *x = userdata;
+    size_t n = size * nmemb;
+    if (!x->status)
+        curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
+    if (x->status != 200)
+        return body_cb(ptr, size, nmemb, userdata);
+    /* Gather small pieces (the server's chunks) into big writes. */
+    size_t done = 0;
+    while (done < n) {
+        size_t k = MIN(n - done, GET_BUFFER - x->buffered);
+        memcpy(x->buf + x->buffered, ptr + done, k);
+        x->buffered += k;
+        done += k;
+        if (x->buffered == GET_BUFFER) {
+            if (!flush_data(x, x->buf, x->buffered))
+                return 0;
+            x->buffered = 0;
+        }
+    }
+    return n;
+}
+
+static int bulk_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+    int size = 4 * 1024 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    return CURL_SOCKOPT_OK;
+}
+
+static bool perform(Xfer *x, XcTransferResult *res)
+{
+    curl_easy_setopt(x->h, CURLOPT_SOCKOPTFUNCTION, bulk_sockopt);
+    curl_easy_setopt(x->h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(x->h, CURLOPT_XFERINFOFUNCTION, xferinfo);
+    curl_easy_setopt(x->h, CURLOPT_XFERINFODATA, x);
+    curl_easy_setopt(x->h, CURLOPT_BUFFERSIZE, 512L * 1024);
+    CURLcode rc = curl_easy_perform(x->h);
+    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &res->http_status);
+    if (x->write_errno)
+        res->error = xasprintf("cannot write the file: %s", strerror(x->write_errno));
+    else if (rc == CURLE_ABORTED_BY_CALLBACK)
+        res->error = xstrdup("cancelled");
+    else if (rc != CURLE_OK)
+        res->error = xasprintf("transfer failed: %s", curl_easy_strerror(rc));
+    res->body = strbuf_detach(&x->body, NULL);
+    curl_easy_cleanup(x->h);
+    return !res->error && res->http_status == 200;
+}
+
+bool xc_http_put_file(XcConn *c, const char *path_query, const char *filename,
+                      XcTransferProgress progress, void *opaque, XcTransferResult *res)
+{
+    memset(res, 0, sizeof(*res));
+    FILE *f = fopen(filename, "rb");
+    if (!f) {
+        res->error = xasprintf("cannot open %s: %s", filename, strerror(errno));
+        return false;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        res->error = xasprintf("%s is not a regular file", filename);
+        fclose(f);
+        return false;
+    }
+    setvbuf(f, NULL, _IOFBF, XFER_BUFFER);
+    Xfer x = {.fd = -1, .progress = progress, .opaque = opaque};
+    strbuf_init(&x.body, 0);
+    x.h = xc_transfer_handle(c, path_query);
+    if (!x.h) {
+        fclose(f);
+        res->error = xstrdup("cannot set up the transfer");
+        return false;
+    }
+    curl_easy_setopt(x.h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(x.h, CURLOPT_READDATA, f);
+    curl_easy_setopt(x.h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+    curl_easy_setopt(x.h, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
+    curl_easy_setopt(x.h, CURLOPT_WRITEFUNCTION, body_cb);
+    curl_easy_setopt(x.h, CURLOPT_WRITEDATA, &x);
+    struct curl_slist *hdr = curl_slist_append(NULL, "Expect:");
+    hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
+    curl_easy_setopt(x.h, CURLOPT_HTTPHEADER, hdr);
+    bool ok = perform(&x, res);
+    curl_slist_free_all(hdr);
+    fclose(f);
+    return ok;
+}
+
+/* ---- sparse uploads: XenServer's chunked framing ---- */
+
+#define SPARSE_RECORD (16u * 1024 * 1024)
+
+typedef struct Extent {
+    uint64_t off, len;
+} Extent;
+
+typedef struct SparseReader {
+    int fd;
+    uint64_t size;
+    Extent *ext;
+    size_t n, i;       /* extents and the current one */
+    uint64_t done;     /* bytes of the current extent already sent */
+    uint8_t hdr[12];
+    size_t hdr_len, hdr_sent;
+    uint64_t rec_left; /* data bytes of the current record still to send */
+    int stage;         /* 0: records, 1: length marker, 2: terminator, 3: done */
+    int error;
+} SparseReader;
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static void set_hdr(SparseReader *r, uint64_t off, uint32_t len)
+{
+    put_le(r->hdr, off, 8);
+    put_le(r->hdr + 8, len, 4);
+    r->hdr_len = 12;
+    r->hdr_sent = 0;
+}
+
+/* The data extents of fd (holes skipped); the whole file if the file system cannot tell. */
+static bool file_extents(int fd, uint64_t size, Extent **out, size_t *n)
+{
+    size_t alloc = 0;
+    *out = NULL;
+    *n = 0;
+    uint64_t pos = 0;
+    while (pos < size) {
+        off_t d = lseek(fd, (off_t)pos, SEEK_DATA);
+        if (d < 0) {
+            if (errno == ENXIO)
+                break;
+            free(*out);
+            *out = xnew0(Extent, 1);
+            (*out)[0] = (Extent){0, size};
+            *n = size ? 1 : 0;
+            return true;
+        }
+        off_t h = lseek(fd, d, SEEK_HOLE);
+        if (h < 0)
+            h = (off_t)size;
+        XGROW(*out, *n + 1, alloc);
+        (*out)[(*n)++] = (Extent){(uint64_t)d, (uint64_t)h - (uint64_t)d};
+        pos = (uint64_t)h;
+    }
+    return true;
+}
+
+static size_t sparse_read_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    SparseReader *r = userdata;
+    size_t max = size * nitems, out = 0;
+    while (out < max && r->stage < 3) {
+        if (r->hdr_sent < r->hdr_len) {
+            size_t k = MIN(max - out, r->hdr_len - r->hdr_sent);
+            memcpy(buf + out, r->hdr + r->hdr_sent, k);
+            r->hdr_sent += k;
+            out += k;
+            continue;
+        }
+        if (r->rec_left) {
+            size_t k = (size_t)MIN((uint64_t)(max - out), r->rec_left);
+            ssize_t got = pread(r->fd, buf + out, k, (off_t)(r->ext[r->i].off + r->done));
+            if (got <= 0) {
+                r->error = got < 0 ? errno : EIO;
+                return CURL_READFUNC_ABORT;
+            }
+            out += (size_t)got;
+            r->done += (uint64_t)got;
+            r->rec_left -= (uint64_t)got;
+            if (r->done == r->ext[r->i].len) {
+                r->i++;
+                r->done = 0;
+            }
+            continue;
+        }
+        if (r->stage == 0 && r->i < r->n) {
+            uint64_t len = MIN(r->ext[r->i].len - r->done, (uint64_t)SPARSE_RECORD);
+            set_hdr(r, r->ext[r->i].off + r->done, (uint32_t)len);
+            r->rec_left = len;
+        } else if (r->stage == 0) {
+            set_hdr(r, r->size, 0); /* the file's length */
+            r->stage = 1;
+        } else if (r->stage == 1) {
+            set_hdr(r, 0, 0);
+            r->stage = 2;
+        } else {
+            r->stage = 3;
+        }
+    }
+    return out;
+}
+
+bool xc_http_put_file_sparse(XcConn *c, const char *path_query, const char *filename,
+                             XcTransferProgress progress, void *opaque, XcTransferResult *res)
+{
+    memset(res, 0, sizeof(*res));
+    SparseReader sr = {.fd = open(filename, O_RDONLY | O_CLOEXEC)};
+    if (sr.fd < 0) {
+        res->error = xasprintf("cannot open %s: %s", filename, strerror(errno));
+        return false;
+    }
+    struct stat st;
+    if (fstat(sr.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        res->error = xasprintf("%s is not a regular file", filename);
+        close(sr.fd);
+        return false;
+    }
+    sr.size = (uint64_t)st.st_size;
+    file_extents(sr.fd, sr.size, &sr.ext, &sr.n);
+    uint64_t body = 2 * 12;
+    for (size_t i = 0; i < sr.n; i++)
+        body += sr.ext[i].len + 12 * ((sr.ext[i].len + SPARSE_RECORD - 1) / SPARSE_RECORD);
+    Xfer x = {.fd = -1, .progress = progress, .opaque = opaque};
+    strbuf_init(&x.body, 0);
+    x.h = xc_transfer_handle(c, path_query);
+    if (!x.h) {
+        close(sr.fd);
+        free(sr.ext);
+        res->error = xstrdup("cannot set up the transfer");
+        return false;
+    }
+    curl_easy_setopt(x.h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(x.h, CURLOPT_READFUNCTION, sparse_read_cb);
+    curl_easy_setopt(x.h, CURLOPT_READDATA, &sr);
+    curl_easy_setopt(x.h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body);
+    curl_easy_setopt(x.h, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
+    curl_easy_setopt(x.h, CURLOPT_WRITEFUNCTION, body_cb);
+    curl_easy_setopt(x.h, CURLOPT_WRITEDATA, &x);
+    struct curl_slist *hdr = curl_slist_append(NULL, "Expect:");
+    hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
+    curl_easy_setopt(x.h, CURLOPT_HTTPHEADER, hdr);
+    bool ok = perform(&x, res);
+    if (sr.error && !res->error)
+        res->error = xasprintf("cannot read %s: %s", filename, strerror(sr.error));
+    curl_slist_free_all(hdr);
+    close(sr.fd);
+    free(sr.ext);
+    return ok && !sr.error;
+}
+
+bool xc_http_get_file(XcConn *c, const char *path_query, const char *filename,
+                      XcTransferProgress progress, void *opaque, XcTransferResult *res)
+{
+    memset(res, 0, sizeof(*res));
+    Xfer x = {.progress = progress, .opaque = opaque};
+    strbuf_init(&x.body, 0);
+    bool to_stdout = strcmp(filename, "-") == 0;
+    x.fd = to_stdout ? STDOUT_FILENO
+                     : open(filename, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (x.fd < 0) {
+        res->error = xasprintf("cannot create %s: %s", filename, strerror(errno));
+        return false;
+    }
+    struct stat st;
+    x.seekable = !to_stdout && fstat(x.fd, &st) == 0 && S_ISREG(st.st_mode);
+    x.h = xc_transfer_handle(c, path_query);
+    if (!x.h) {
+        if (!to_stdout)
+            close(x.fd);
+        res->error = xstrdup("cannot set up the transfer");
+        return false;
+    }
+    curl_easy_setopt(x.h, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(x.h, CURLOPT_WRITEFUNCTION, file_cb);
+    curl_easy_setopt(x.h, CURLOPT_WRITEDATA, &x);
+    x.buf = xmalloc(GET_BUFFER);
+    bool ok = perform(&x, res);
+    if (ok && x.buffered && !flush_data(&x, x.buf, x.buffered)) {
+        res->error = xasprintf("cannot write %s: %s", filename, strerror(x.write_errno));
+        ok = false;
+    }
+    free(x.buf);
+    if (ok && x.seekable && x.pos > x.extent && ftruncate(x.fd, (off_t)x.pos) != 0) {
+        res->error = xasprintf("cannot write %s: %s", filename, strerror(errno));
+        ok = false;
+    }
+    if (!to_stdout && close(x.fd) != 0 && ok) {
+        res->error = xasprintf("cannot write %s: %s", filename, strerror(errno));
+        ok = false;
+    }
+    if (!ok && !to_stdout)
+        unlink(filename);
+    return ok;
+}

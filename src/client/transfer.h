@@ -1,0 +1,41 @@
+/*
+ * File transfers over the XenAPI HTTP handlers (xe vdi-import, vdi-export):
+ * a local file PUT to, or fetched by GET from, a path of the server the
+ * connection talks to, with a progress callback. Holes: a download skips
+ * runs of zeros (the file stays sparse).
+ */
+#ifndef HX_CLIENT_TRANSFER_H
+#define HX_CLIENT_TRANSFER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "client/client.h"
+
+/* total 0 when unknown. Return false to stop the transfer. */
+typedef bool (*XcTransferProgress)(void *opaque, uint64_t done, uint64_t total);
+
+typedef struct XcTransferResult {
+    long http_status; /* 0 if no answer */
+    char *body;       /* the reply body of a PUT, or the error text (malloc'd) */
+    char *error;      /* transport failure, or NULL (malloc'd) */
+} XcTransferResult;
+
+void xc_transfer_result_release(XcTransferResult *r);
+
+/* PUT filename's content to path_query ("/import_raw_vdi?..."). */
+bool xc_http_put_file(XcConn *c, const char *path_query, const char *filename,
+                      XcTransferProgress progress, void *opaque, XcTransferResult *res);
+/* PUT of filename's data extents only, in XenServer's chunked framing
+ * (/import_raw_vdi?...&chunked=true): holes are not sent. */
+bool xc_http_put_file_sparse(XcConn *c, const char *path_query, const char *filename,
+                             XcTransferProgress progress, void *opaque, XcTransferResult *res);
+/* GET path_query into filename (created or truncated; "-" = stdout). */
+bool xc_http_get_file(XcConn *c, const char *path_query, const char *filename,
+                      XcTransferProgress progress, void *opaque, XcTransferResult *res);
+
+/* A libcurl easy handle (CURL *) with the connection's transport settings
+ * and URL path_query (client.c). */
+void *xc_transfer_handle(XcConn *c, const char *path_query);
+
+#endif
