@@ -115,6 +115,9 @@ message('copy_bios_strings', 'void', ('VM ref', 'vm'), ('host ref', 'host'), rol
 # hyperxed --vmm sim).
 message('sim_inject', 'void', ('VM ref', 'vm'), ('string', 'what'), role='pool-admin',
         async_=False)
+# Import of an XVA (or a disk image) from a URL the server fetches (ops/vm_import.c).
+message('import', 'VM ref set', ('string', 'url'), ('SR ref', 'sr'), ('bool', 'full_restore'),
+        ('bool', 'force'), role='vm-admin')
 message('get_allowed_VBD_devices', 'string set', ('VM ref', 'vm'), role='read-only',
         async_=False)
 message('get_allowed_VIF_devices', 'string set', ('VM ref', 'vm'), role='read-only',

@@ -188,6 +188,24 @@ error('IMPORT_ERROR', 'msg',
       doc='The import failed.')
 error('IMPORT_ERROR_PREMATURE_EOF',
       doc='The stream ended before the image was complete.')
+error('IMPORT_ERROR_SOME_CHECKSUMS_FAILED',
+      doc='Some data checksums were incorrect: the file is damaged. Export it again, or import it with force=true to accept the damaged blocks.')
+error('IMPORT_ERROR_CANNOT_HANDLE_CHUNKED',
+      doc='Cannot import a chunked upload: send the file with a Content-Length.')
+error('IMPORT_ERROR_FAILED_TO_FIND_OBJECT', 'id',
+      doc='The export refers to an object that it does not contain: the file is damaged or incomplete.')
+error('IMPORT_ERROR_ATTACHED_DISKS_NOT_FOUND',
+      doc='The VM has attached disks that the export does not contain.')
+error('IMPORT_ERROR_UNEXPECTED_FILE', 'filename_expected', 'filename_found',
+      doc='The file is not an XVA export: its first member must be ova.xml.')
+error('IMPORT_INCOMPATIBLE_VERSION',
+      doc='The export was written by a newer version than this host understands.')
+error('CLIENT_ERROR', 'reason',
+      doc='The client failed while the server was sending it data (it closed the connection or could not write the file).')
+error('DUPLICATE_VM', 'vm',
+      doc='A VM with the same identity already exists; import it without preserve=true to give it a new one.')
+error('VM_TO_IMPORT_IS_NOT_NEWER_VERSION', 'vm', 'existing_version', 'version_to_import',
+      doc='The VM being restored is not newer than the one that exists; use force=true to replace it.')
 error('VBD_CDS_MUST_BE_READONLY',
       doc='Read/write CDs are not supported.')
 error('VBD_NOT_REMOVABLE_MEDIA', 'vbd',

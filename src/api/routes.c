@@ -9,6 +9,7 @@
 #include "api/routes.h"
 #include "api/rpc.h"
 #include "api/vdi_http.h"
+#include "api/xva_http.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
 
@@ -19,6 +20,7 @@ static const struct {
     {rpc_routes, &rpc_nroutes},
     {console_routes, &console_nroutes},
     {vdi_http_routes, &vdi_http_nroutes},
+    {xva_http_routes, &xva_http_nroutes},
 };
 
 static HttpRoute *table;
