@@ -648,7 +648,9 @@ bool api_call(Api *api, const ApiPeer *peer, const char *method, XsValue *params
                 job->plan = p;
                 job->args = args;
                 job->nargs = p.nargs;
-                job->task = task;
+                /* The job's own copy: the thread may finish (and free it) before the
+                 * reply below is written. */
+                job->task = xstrdup(task);
                 job->session = xstrdup(session);
                 job->info = info;
                 job->peer_addr = xstrdup(peer && peer->addr ? peer->addr : "");
@@ -657,8 +659,6 @@ bool api_call(Api *api, const ApiPeer *peer, const char *method, XsValue *params
                 job->peer.is_root = peer && peer->is_root;
                 memset(&info, 0, sizeof(info));
                 args = NULL;
-                /* The job (task included) is the thread's once it starts. */
-                char *reply = xstrdup(task);
                 pthread_t th;
                 pthread_attr_t attr;
                 pthread_attr_init(&attr);
@@ -673,9 +673,9 @@ bool api_call(Api *api, const ApiPeer *peer, const char *method, XsValue *params
                 if (ok) {
                     XvWriter w;
                     xvw_init(&w, fmt, out);
-                    xvw_string(&w, reply);
+                    xvw_string(&w, task);
                 }
-                free(reply);
+                free(task);
             }
         } else {
             OpsCtx ctx = {

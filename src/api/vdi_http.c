@@ -279,7 +279,9 @@ static void export_handle(HttpRequest *req, HttpReply *reply)
     } else if (!(st->vdi = find_vdi(env, v, &err))) {
         status = 404;
     } else {
-        st->down = ops_vdi_download_begin(&st->call.ctx, st->vdi, format, &err);
+        const char *ch = http_query(req, "chunked");
+        bool chunked = ch && (strcmp(ch, "true") == 0 || strcmp(ch, "1") == 0);
+        st->down = ops_vdi_download_begin(&st->call.ctx, st->vdi, format, chunked, &err);
     }
     if (!st->down) {
         api_http_error_reply(reply, status, err);

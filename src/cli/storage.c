@@ -525,10 +525,11 @@ static int transfer(Cli *cli, bool import)
     char *tid = url_escape(task);
     char *vid = url_escape(ref);
     char *fmt = url_escape(format ? format : "raw");
-    /* Uploads send only the file's data (XenServer's sparse "chunked" framing). */
+    /* Only the file's data travels (XenServer's sparse "chunked" framing, which
+     * hyperxe also speaks for downloads). */
     char *path = xasprintf("/%s?session_id=%s&task_id=%s&vdi=%s&format=%s%s",
                            import ? "import_raw_vdi" : "export_raw_vdi", sid, tid, vid, fmt,
-                           import ? "&chunked=true" : "");
+                           "&chunked=true");
     free(sid);
     free(tid);
     free(vid);
@@ -537,7 +538,8 @@ static int transfer(Cli *cli, bool import)
     XcTransferResult res;
     bool ok = import ? xc_http_put_file_sparse(cli->conn, path, filename, xfer_progress, &ui,
                                                &res)
-                     : xc_http_get_file(cli->conn, path, filename, xfer_progress, &ui, &res);
+                     : xc_http_get_file_sparse(cli->conn, path, filename, xfer_progress, &ui,
+                                               &res);
     free(path);
     if (ui.shown > 0)
         cli_progress(cli, 1.0, true);

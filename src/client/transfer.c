@@ -34,6 +34,12 @@ typedef struct Xfer {
     int write_errno;
     XcTransferProgress progress;
     void *opaque;
+    /* GET in the sparse framing: records {offset u64, length u32} + bytes */
+    bool framed, frame_end, have_size;
+    uint8_t fh[12];
+    size_t fh_have;
+    uint64_t rec_left;
+    uint64_t file_size;
 } Xfer;
 
 void xc_transfer_result_release(XcTransferResult *r)
@@ -115,6 +121,62 @@ static bool flush_data(Xfer *x, const char *ptr, size_t n)
     return done <= run || put(x, ptr + run, done - run);
 }
 
+static uint64_t get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Sparse framing: each record's bytes go to their offset; holes stay holes. */
+static size_t framed_cb(Xfer *x, const char *ptr, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        if (x->frame_end) {
+            x->write_errno = EPROTO;
+            return 0;
+        }
+        if (x->rec_left == 0) {
+            size_t k = MIN(n - done, sizeof(x->fh) - x->fh_have);
+            memcpy(x->fh + x->fh_have, ptr + done, k);
+            x->fh_have += k;
+            done += k;
+            if (x->fh_have < sizeof(x->fh))
+                continue;
+            x->fh_have = 0;
+            uint64_t off = get_le(x->fh, 8);
+            uint64_t len = get_le(x->fh + 8, 4);
+            if (off == 0 && len == 0) {
+                x->frame_end = true;
+            } else if (len == 0) {
+                x->file_size = off;
+                x->have_size = true;
+            } else {
+                if (off < x->pos) {
+                    x->write_errno = EPROTO;
+                    return 0;
+                }
+                /* A pipe cannot have holes: the zeros are written. */
+                static const char z[65536];
+                while (!x->seekable && x->pos < off)
+                    if (!put(x, z, (size_t)MIN(off - x->pos, (uint64_t)sizeof(z))))
+                        return 0;
+                x->pos = off;
+                x->rec_left = len;
+            }
+            continue;
+        }
+        size_t k = (size_t)MIN((uint64_t)(n - done), x->rec_left);
+        if (!put(x, ptr + done, k))
+            return 0;
+        x->rec_left -= k;
+        done += k;
+    }
+    return n;
+}
+
 static size_t file_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     Xfer *x = userdata;
@@ -123,6 +185,8 @@ static size_t file_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
         curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
     if (x->status != 200)
         return body_cb(ptr, size, nmemb, userdata);
+    if (x->framed)
+        return framed_cb(x, ptr, n);
     /* Gather small pieces (the server's chunks) into big writes. */
     size_t done = 0;
     while (done < n) {
@@ -362,11 +426,11 @@ bool xc_http_put_file_sparse(XcConn *c, const char *path_query, const char *file
     return ok && !sr.error;
 }
 
-bool xc_http_get_file(XcConn *c, const char *path_query, const char *filename,
-                      XcTransferProgress progress, void *opaque, XcTransferResult *res)
+static bool get_file(XcConn *c, const char *path_query, const char *filename, bool framed,
+                     XcTransferProgress progress, void *opaque, XcTransferResult *res)
 {
     memset(res, 0, sizeof(*res));
-    Xfer x = {.progress = progress, .opaque = opaque};
+    Xfer x = {.progress = progress, .opaque = opaque, .framed = framed};
     strbuf_init(&x.body, 0);
     bool to_stdout = strcmp(filename, "-") == 0;
     x.fd = to_stdout ? STDOUT_FILENO
@@ -394,6 +458,23 @@ bool xc_http_get_file(XcConn *c, const char *path_query, const char *filename,
         ok = false;
     }
     free(x.buf);
+    if (ok && framed && !x.frame_end) {
+        res->error = xstrdup("the server's sparse stream ended early");
+        ok = false;
+    }
+    if (ok && framed)
+        x.pos = x.file_size;
+    if (ok && framed && !x.seekable && x.pos > x.extent) {
+        /* A pipe: the trailing zeros must be written. */
+        static const char z[65536];
+        uint64_t left = x.pos - x.extent;
+        x.pos = x.extent;
+        while (ok && left) {
+            size_t k = (size_t)MIN(left, (uint64_t)sizeof(z));
+            ok = put(&x, z, k);
+            left -= k;
+        }
+    }
     if (ok && x.seekable && x.pos > x.extent && ftruncate(x.fd, (off_t)x.pos) != 0) {
         res->error = xasprintf("cannot write %s: %s", filename, strerror(errno));
         ok = false;
@@ -405,4 +486,16 @@ bool xc_http_get_file(XcConn *c, const char *path_query, const char *filename,
     if (!ok && !to_stdout)
         unlink(filename);
     return ok;
+}
+
+bool xc_http_get_file(XcConn *c, const char *path_query, const char *filename,
+                      XcTransferProgress progress, void *opaque, XcTransferResult *res)
+{
+    return get_file(c, path_query, filename, false, progress, opaque, res);
+}
+
+bool xc_http_get_file_sparse(XcConn *c, const char *path_query, const char *filename,
+                             XcTransferProgress progress, void *opaque, XcTransferResult *res)
+{
+    return get_file(c, path_query, filename, true, progress, opaque, res);
 }

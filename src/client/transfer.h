@@ -34,6 +34,11 @@ bool xc_http_put_file_sparse(XcConn *c, const char *path_query, const char *file
 bool xc_http_get_file(XcConn *c, const char *path_query, const char *filename,
                       XcTransferProgress progress, void *opaque, XcTransferResult *res);
 
+/* GET of path_query?...&chunked=true: the reply is in the sparse framing
+ * (only non-zero runs are sent); the file gets holes for the rest. */
+bool xc_http_get_file_sparse(XcConn *c, const char *path_query, const char *filename,
+                             XcTransferProgress progress, void *opaque, XcTransferResult *res);
+
 /* A libcurl easy handle (CURL *) with the connection's transport settings
  * and URL path_query (client.c). */
 void *xc_transfer_handle(XcConn *c, const char *path_query);

@@ -111,6 +111,7 @@ int img_vhd_stream_open(ImgSeqReadFn rd, void *opaque, uint64_t file_size, unsig
             return img_error_set(err, ENOTSUP, "a fixed VHD of unknown length");
         s->type = VHD_TYPE_FIXED;
         s->size = file_size - VHD_FOOTER_SIZE;
+        s->keep_prefix = false; /* the prefix read so far is the start of the data */
         return 0;
     }
     memcpy(s->footer, first, sizeof(first));
@@ -212,9 +213,16 @@ static int src_read(void *opaque, uint64_t off, size_t len, void *buf, ImgError 
     uint8_t *p = buf;
     if (s->type == VHD_TYPE_FIXED) {
         size_t have = off < s->size ? (size_t)MIN((uint64_t)len, s->size - off) : 0;
-        int r = have ? s_read(s, off, have, p, err) : 0;
         memset(p + have, 0, len - have);
-        return r;
+        /* The first bytes were read while probing the type. */
+        if (have && off < s->prefix_len) {
+            size_t k = (size_t)MIN((uint64_t)have, s->prefix_len - off);
+            memcpy(p, s->prefix + off, k);
+            p += k;
+            off += k;
+            have -= k;
+        }
+        return have ? s_read(s, off, have, p, err) : 0;
     }
     while (len > 0) {
         uint64_t blk = off / s->block_size;

@@ -703,7 +703,8 @@ struct OpsVdiUpload {
     uint64_t end;      /* end of the image file so far */
     uint64_t limit;    /* largest image file accepted */
     IoProgress prog;
-    XsError *err;
+    XsError *err;  /* the HTTP side's */
+    XsError *terr; /* the converting thread's */
     bool failed;
     /* chunked framing */
     bool chunked, framing_done;
@@ -849,7 +850,7 @@ static int raw_status(void *opaque, uint64_t off, uint64_t maxlen, ImgExtent *ex
 static bool spool_rest(OpsVdiUpload *u, const uint8_t *prefix, size_t plen)
 {
     if (plen && pwrite(u->spool_fd, prefix, plen, 0) != (ssize_t)plen) {
-        ops_sr_io_error(&u->err, -errno, u->t.dir, "cannot spool the upload");
+        ops_sr_io_error(&u->terr, -errno, u->t.dir, "cannot spool the upload");
         return false;
     }
     uint64_t pos = plen;
@@ -875,7 +876,7 @@ static bool spool_rest(OpsVdiUpload *u, const uint8_t *prefix, size_t plen)
         pthread_mutex_lock(&u->lock);
         if (k != (ssize_t)n) {
             pthread_mutex_unlock(&u->lock);
-            ops_sr_io_error(&u->err, k < 0 ? -errno : -ENOSPC, u->t.dir,
+            ops_sr_io_error(&u->terr, k < 0 ? -errno : -ENOSPC, u->t.dir,
                             "cannot spool the upload");
             return false;
         }
@@ -886,7 +887,7 @@ static bool spool_rest(OpsVdiUpload *u, const uint8_t *prefix, size_t plen)
     return true;
 }
 
-static bool convert_spool(OpsVdiUpload *u);
+static bool convert_spool(OpsVdiUpload *u, XsError **errp);
 
 static void *upload_thread(void *arg)
 {
@@ -895,7 +896,7 @@ static void *upload_thread(void *arg)
     if (u->fmt == IMG_FORMAT_RAW) {
         ImgSource s = {.virtual_size = u->t.size, .opaque = u, .read = raw_read,
                        .block_status = raw_status};
-        ok = write_tmp(u->ctx, u->t.dir, u->t.uuid, &s, &u->prog, &u->err);
+        ok = write_tmp(u->ctx, u->t.dir, u->t.uuid, &s, &u->prog, &u->terr);
     } else {
         /* VHD: streamed when its layout allows, else spooled like the others. */
         ImgVhdStream *vs = NULL;
@@ -908,14 +909,14 @@ static void *upload_thread(void *arg)
             if (s.virtual_size > u->t.size) {
                 char m[32];
                 snprintf(m, sizeof(m), "%" PRIu64, s.virtual_size);
-                xs_err_vdi_too_small(&u->err, u->t.vdi_ref, m);
+                xs_err_vdi_too_small(&u->terr, u->t.vdi_ref, m);
             } else {
                 PadSource ps = {&s, false};
                 ImgSource padded = {.virtual_size = u->t.size, .opaque = &ps, .read = pad_read,
                                     .block_status = pad_status};
-                ok = write_tmp(u->ctx, u->t.dir, u->t.uuid, &padded, &u->prog, &u->err);
+                ok = write_tmp(u->ctx, u->t.dir, u->t.uuid, &padded, &u->prog, &u->terr);
                 if (ok && (r = img_vhd_stream_finish(vs, &ie)) < 0) {
-                    xs_err_import_error(&u->err, ie.msg);
+                    xs_err_import_error(&u->terr, ie.msg);
                     vdi_file_discard_tmp(u->t.dir, u->t.uuid);
                     ok = false;
                 }
@@ -931,11 +932,11 @@ static void *upload_thread(void *arg)
                 u->consumer_done = true;
                 pthread_cond_broadcast(&u->cv);
                 pthread_mutex_unlock(&u->lock);
-                u->ok = convert_spool(u);
+                u->ok = convert_spool(u, &u->terr);
                 return NULL;
             }
         } else {
-            xs_err_import_error(&u->err, ie.msg[0] ? ie.msg : "the VHD cannot be read");
+            xs_err_import_error(&u->terr, ie.msg[0] ? ie.msg : "the VHD cannot be read");
         }
         img_vhd_stream_free(vs);
     }
@@ -1159,6 +1160,7 @@ static void upload_free(OpsVdiUpload *u)
         vdi_file_discard_tmp(u->t.dir, u->spool_uuid);
     }
     xs_error_free(u->err);
+    xs_error_free(u->terr);
     target_release(u->ctx, &u->t);
     pthread_mutex_destroy(&u->lock);
     pthread_cond_destroy(&u->cv);
@@ -1180,11 +1182,11 @@ void ops_vdi_upload_abort(OpsVdiUpload *u)
 }
 
 /* Converts the complete spool into the VDI (a delta when the image names a parent). */
-static bool convert_spool(OpsVdiUpload *u)
+static bool convert_spool(OpsVdiUpload *u, XsError **errp)
 {
     bool ok = false;
     if (ftruncate(u->spool_fd, (off_t)u->end) != 0) {
-        ops_sr_io_error(&u->err, -errno, u->t.dir, "cannot spool the upload");
+        ops_sr_io_error(errp, -errno, u->t.dir, "cannot spool the upload");
         return false;
     }
     ImgError ie = {0};
@@ -1193,14 +1195,14 @@ static bool convert_spool(OpsVdiUpload *u)
     ImgOpenOptions o = {.format = u->fmt, .flags = IMG_OPEN_NO_BACKING};
     ImgReader *r = img_open_fd(u->spool_fd, "the uploaded image", &o, &ie);
     if (!r) {
-        xs_err_import_error(&u->err, ie.msg[0] ? ie.msg : "the image cannot be read");
+        xs_err_import_error(errp, ie.msg[0] ? ie.msg : "the image cannot be read");
         return false;
     }
     const char *pn = img_reader_parent_name(r);
     bool delta = (pn && *pn) || strcmp(img_reader_subformat(r), "differencing") == 0;
     io_progress_init(&u->prog, u->ctx, 0.5, 0.5);
     if (delta) {
-        ok = target_apply_delta(u->ctx, &u->t, r, &u->err);
+        ok = target_apply_delta(u->ctx, &u->t, r, errp);
         /* target_apply_delta records the result itself. */
         img_reader_free(r);
         return ok ? (u->t.token = NULL, true) : false;
@@ -1210,12 +1212,12 @@ static bool convert_spool(OpsVdiUpload *u)
     if (s.virtual_size > u->t.size) {
         char m[32];
         snprintf(m, sizeof(m), "%" PRIu64, s.virtual_size);
-        xs_err_vdi_too_small(&u->err, u->t.vdi_ref, m);
+        xs_err_vdi_too_small(errp, u->t.vdi_ref, m);
     } else {
         PadSource ps = {&s, false};
         ImgSource padded = {.virtual_size = u->t.size, .opaque = &ps, .read = pad_read,
                             .block_status = pad_status};
-        ok = write_tmp(u->ctx, u->t.dir, u->t.uuid, &padded, &u->prog, &u->err);
+        ok = write_tmp(u->ctx, u->t.dir, u->t.uuid, &padded, &u->prog, errp);
     }
     img_reader_free(r);
     return ok;
@@ -1243,7 +1245,7 @@ bool ops_vdi_upload_finish(OpsVdiUpload *u, XsError **errp)
     } else if (!u->failed) {
         log_info("import into VDI %s: %" PRIu64 " bytes received; converting", u->t.uuid,
                  u->received);
-        ok = convert_spool(u);
+        ok = convert_spool(u, &u->err);
         delta_done = ok && !u->t.token;
     }
     if (ok && !delta_done)
@@ -1251,9 +1253,11 @@ bool ops_vdi_upload_finish(OpsVdiUpload *u, XsError **errp)
     else if (!ok)
         vdi_file_discard_tmp(u->t.dir, u->t.uuid);
     if (!ok) {
-        if (u->err) {
-            xs_error_propagate(errp, u->err);
-            u->err = NULL;
+        /* The first cause: the HTTP side's if any, else the converter's. */
+        XsError **e = u->err ? &u->err : &u->terr;
+        if (*e) {
+            xs_error_propagate(errp, *e);
+            *e = NULL;
         } else if (errp && !*errp) {
             xs_err_import_error(errp, "the import failed");
         }
@@ -1285,7 +1289,27 @@ struct OpsVdiDownload {
     int64_t size;
     uint64_t delivered;
     bool at_end;
+    /* chunked: the file's non-zero runs as records (sparse framing) */
+    bool chunked;
+    uint8_t *in;         /* file bytes read, not yet framed */
+    size_t in_len, in_at;
+    uint64_t in_off;     /* file offset of in[0] */
+    bool in_eof;
+    uint8_t hdr[12];
+    size_t hdr_len, hdr_at;
+    const uint8_t *rec;  /* data of the current record still to send */
+    size_t rec_len;
+    int tail;            /* 0: records, 1: length sent, 2: end sent */
 };
+
+#define FRAME_BUF (1024 * 1024)
+#define FRAME_HOLE (64 * 1024)
+
+static void put_le_bytes(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++, v >>= 8)
+        p[i] = (uint8_t)v;
+}
 
 static void *download_thread(void *arg)
 {
@@ -1311,7 +1335,7 @@ const char *ops_vdi_format_content_type(const char *format)
 }
 
 OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char *format,
-                                       XsError **errp)
+                                       bool chunked, XsError **errp)
 {
     ImgFormat fmt;
     if (!format || !*format)
@@ -1324,6 +1348,9 @@ OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char 
     d->pipe_r = d->pipe_w = d->file_fd = -1;
     d->size = -1;
     d->vdi_ref = xstrdup(vdi);
+    d->chunked = chunked;
+    if (chunked)
+        d->in = xmalloc(FRAME_BUF);
     img_write_options_init(&d->wo);
     io_progress_init(&d->prog, ctx, 0, 1);
     char *path = NULL;
@@ -1352,7 +1379,7 @@ OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char 
         fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
         d->pipe_r = p[0];
         d->pipe_w = p[1];
-        if (fmt == IMG_FORMAT_RAW)
+        if (fmt == IMG_FORMAT_RAW && !chunked)
             d->size = (int64_t)img_reader_virtual_size(d->reader);
         if (pthread_create(&d->thread, NULL, download_thread, d) != 0) {
             xs_err_internal_error(errp, "cannot start the export thread");
@@ -1382,7 +1409,7 @@ OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char 
         }
         struct stat st;
         fstat(d->file_fd, &st);
-        d->size = st.st_size;
+        d->size = chunked ? -1 : st.st_size;
         lseek(d->file_fd, 0, SEEK_SET);
     }
     free(path);
@@ -1398,10 +1425,10 @@ int64_t ops_vdi_download_size(const OpsVdiDownload *d)
     return d->size;
 }
 
-ssize_t ops_vdi_download_read(OpsVdiDownload *d, char *buf, size_t max)
+/* Reads up to max bytes of the converted file (filling when the data is there). */
+static ssize_t read_file_bytes(OpsVdiDownload *d, uint8_t *buf, size_t max)
 {
     int fd = d->pipe_r >= 0 ? d->pipe_r : d->file_fd;
-    /* Fill the whole buffer when the data is there: fewer, bigger HTTP chunks. */
     size_t got = 0;
     while (got < max) {
         ssize_t k = read(fd, buf + got, max - got);
@@ -1416,17 +1443,110 @@ ssize_t ops_vdi_download_read(OpsVdiDownload *d, char *buf, size_t max)
             }
             if (d->result < 0)
                 return -1;
-            if (got == 0)
-                d->at_end = true;
             break;
         }
         got += (size_t)k;
     }
-    d->delivered += got;
-    /* With a known length the server stops asking at the end. */
-    if (d->size >= 0 && d->delivered >= (uint64_t)d->size && !d->thread_started)
-        d->at_end = true;
     return (ssize_t)got;
+}
+
+/* The next record of the sparse framing into d->hdr/d->rec; false at the very end. */
+static int next_record(OpsVdiDownload *d)
+{
+    for (;;) {
+        if (d->in_at == d->in_len) {
+            if (d->in_eof) {
+                if (d->tail == 2)
+                    return 0;
+                /* {file length, 0}, then {0, 0}. */
+                uint64_t length = d->in_off + d->in_len;
+                if (d->tail == 0 && length == 0)
+                    d->tail = 1; /* an empty file: the end alone */
+                put_le_bytes(d->hdr, d->tail == 0 ? length : 0, 8);
+                put_le_bytes(d->hdr + 8, 0, 4);
+                d->hdr_len = 12;
+                d->hdr_at = 0;
+                d->tail++;
+                return 1;
+            }
+            d->in_off += d->in_len;
+            d->in_len = d->in_at = 0;
+            ssize_t k = read_file_bytes(d, d->in, FRAME_BUF);
+            if (k < 0)
+                return -1;
+            d->in_len = (size_t)k;
+            if ((size_t)k < FRAME_BUF)
+                d->in_eof = true;
+            continue;
+        }
+        /* Skip aligned 64 KiB blocks of zeros, then take the run up to the next one. */
+        size_t start = d->in_at, end = start;
+        while (end < d->in_len) {
+            uint64_t abs = d->in_off + end;
+            size_t blk = (size_t)MIN((uint64_t)(d->in_len - end), FRAME_HOLE - abs % FRAME_HOLE);
+            bool zero = blk == FRAME_HOLE && all_zero(d->in + end, blk);
+            if (zero && end == start) {
+                start = end = end + blk;
+                continue;
+            }
+            if (zero)
+                break;
+            end += blk;
+        }
+        d->in_at = end;
+        if (end == start)
+            continue;
+        put_le_bytes(d->hdr, d->in_off + start, 8);
+        put_le_bytes(d->hdr + 8, end - start, 4);
+        d->hdr_len = 12;
+        d->hdr_at = 0;
+        d->rec = d->in + start;
+        d->rec_len = end - start;
+        return 1;
+    }
+}
+
+ssize_t ops_vdi_download_read(OpsVdiDownload *d, char *buf, size_t max)
+{
+    if (!d->chunked) {
+        ssize_t got = read_file_bytes(d, (uint8_t *)buf, max);
+        if (got < 0)
+            return -1;
+        if (got == 0)
+            d->at_end = true;
+        d->delivered += (uint64_t)got;
+        /* With a known length the server stops asking at the end. */
+        if (d->size >= 0 && d->delivered >= (uint64_t)d->size && !d->thread_started)
+            d->at_end = true;
+        return got;
+    }
+    size_t out = 0;
+    while (out < max) {
+        if (d->hdr_at < d->hdr_len) {
+            size_t k = MIN(max - out, d->hdr_len - d->hdr_at);
+            memcpy(buf + out, d->hdr + d->hdr_at, k);
+            d->hdr_at += k;
+            out += k;
+            continue;
+        }
+        if (d->rec_len) {
+            size_t k = MIN(max - out, d->rec_len);
+            memcpy(buf + out, d->rec, k);
+            d->rec += k;
+            d->rec_len -= k;
+            out += k;
+            continue;
+        }
+        int r = next_record(d);
+        if (r < 0)
+            return out ? (ssize_t)out : -1;
+        if (r == 0) {
+            d->at_end = true;
+            break;
+        }
+    }
+    d->delivered += out;
+    return (ssize_t)out;
 }
 
 bool ops_vdi_download_finish(OpsVdiDownload *d, XsError **errp)
@@ -1464,6 +1584,7 @@ bool ops_vdi_download_finish(OpsVdiDownload *d, XsError **errp)
     free(d->token);
     free(d->vdi_ref);
     free(d->file_dir);
+    free(d->in);
     free(d);
     return ok;
 }

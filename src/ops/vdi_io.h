@@ -39,9 +39,11 @@ void ops_vdi_upload_abort(OpsVdiUpload *u);
 typedef struct OpsVdiDownload OpsVdiDownload;
 
 /* Starts producing vdi's content in format ("raw", "vhd", "vmdk",
- * "qcow2"). */
+ * "qcow2"). chunked: the file is sent in the sparse framing of uploads
+ * (records of its non-zero runs; aligned 64 KiB blocks of zeros left out, a
+ * record {file length, 0} and the end {0, 0} last). */
 OpsVdiDownload *ops_vdi_download_begin(OpsCtx *ctx, const char *vdi, const char *format,
-                                       XsError **errp);
+                                       bool chunked, XsError **errp);
 /* Size of the stream if known in advance, else -1. */
 int64_t ops_vdi_download_size(const OpsVdiDownload *d);
 /* Next bytes: > 0, 0 at the end, -1 on error (then finish tells). */
