@@ -110,6 +110,13 @@ message('provision', 'void', ('VM ref', 'vm'), role='vm-admin')
 message('clone', 'VM ref', ('VM ref', 'vm'), ('string', 'new_name'), role='vm-admin')
 message('copy', 'VM ref', ('VM ref', 'vm'), ('string', 'new_name'), ('SR ref', 'sr'),
         role='vm-admin')
+# Snapshots, checkpoints and reverts (ops/vm_snapshot.c).
+message('snapshot', 'VM ref', ('VM ref', 'vm'), ('string', 'new_name'),
+        ('VDI ref set', 'ignore_vdis'), defaults={'ignore_vdis': '{}'}, role='vm-power-admin')
+message('snapshot_with_quiesce', 'VM ref', ('VM ref', 'vm'), ('string', 'new_name'),
+        role='vm-power-admin')
+message('checkpoint', 'VM ref', ('VM ref', 'vm'), ('string', 'new_name'), role='vm-power-admin')
+message('revert', 'void', ('VM ref', 'snapshot'), role='vm-power-admin')
 message('copy_bios_strings', 'void', ('VM ref', 'vm'), ('host ref', 'host'), role='vm-admin')
 # hyperxe extension for tests: plays the simulated guest's part (only with
 # hyperxed --vmm sim).

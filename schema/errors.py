@@ -58,6 +58,23 @@ error('VM_IS_TEMPLATE', 'vm', 'operation',
       doc='The operation attempted is not valid for a template VM.')
 error('VM_IS_SNAPSHOT', 'vm', 'operation',
       doc='The operation attempted is not valid for a snapshot.')
+# Snapshots, checkpoints and reverts (ops/vm_snapshot.c).
+error('VM_REVERT_FAILED', 'vm', 'snapshot',
+      doc='An error occurred while reverting the VM to the snapshot; the VM is left as it was. The log of the host has the details.')
+error('REVERT_ONLY_ALLOWED_ON_SNAPSHOT',
+      doc='Only snapshots can be reverted to: give the uuid of a snapshot of the VM (snapshot-list).')
+error('VM_CHECKPOINT_SUSPEND_FAILED', 'vm',
+      doc='The memory of the VM could not be saved for the checkpoint; the VM runs on and nothing was made.')
+error('VM_CHECKPOINT_RESUME_FAILED', 'vm',
+      doc='The VM could not be resumed from the checkpoint; it is left suspended in the reverted state (vm-resume, or vm-shutdown --force).')
+error('VM_SNAPSHOT_WITH_QUIESCE_NOT_SUPPORTED', 'vm', 'error',
+      doc='No guest agent answers in this VM, so its file systems cannot be quiesced: install the hyperxe guest agent (guest-tools.iso), or take an ordinary snapshot (vm-snapshot).')
+error('VM_SNAPSHOT_WITH_QUIESCE_FAILED', 'vm',
+      doc='The quiesced snapshot failed: the guest agent could not freeze the file systems. The VM is left running, thawed.')
+error('VM_SNAPSHOT_WITH_QUIESCE_TIMEOUT', 'vm',
+      doc='The guest agent did not freeze the file systems in time. The VM is left running, thawed.')
+error('VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION',
+      doc='This operation is not allowed on a VM with a disk whose on-boot mode is reset: set on-boot=persist first (vdi-param-set).')
 error('VM_CANNOT_DELETE_DEFAULT_TEMPLATE', 'vm',
       doc='You cannot delete the built-in templates.')
 error('VM_BIOS_STRINGS_ALREADY_SET',

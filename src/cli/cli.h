@@ -159,6 +159,7 @@ void cli_vm_commands(CliCommandList *l);     /* vm.c */
 void cli_device_commands(CliCommandList *l); /* devices.c */
 void cli_storage_commands(CliCommandList *l);
 void cli_importexport_commands(CliCommandList *l);
+void cli_snapshot_commands(CliCommandList *l); /* snapshot.c */
 const CliCommandList *cli_all_commands(void);
 
 #endif

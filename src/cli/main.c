@@ -158,6 +158,7 @@ static void build_table(void)
     cli_device_commands(&all_commands);
     cli_storage_commands(&all_commands);
     cli_importexport_commands(&all_commands);
+    cli_snapshot_commands(&all_commands);
     qsort(all_commands.items, all_commands.n, sizeof(CliCommand), cmd_cmp);
 }
 

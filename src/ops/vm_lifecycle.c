@@ -1634,6 +1634,11 @@ bool ops_vm_sim_inject(OpsCtx *ctx, const char *vm, const char *what, XsError **
 
 /* ---- for the HTTP handlers and the device ops --------------------------------------- */
 
+char *ops_vm_suspend_config_path(HxEnv *env, const char *uuid)
+{
+    return suspend_config_path(env, uuid);
+}
+
 bool ops_vm_dump_core_to(OpsCtx *ctx, const char *vm, const char *path, XsError **errp)
 {
     char *token;

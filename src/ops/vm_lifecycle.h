@@ -20,6 +20,10 @@ Vmm *ops_vm_claim_running(OpsCtx *ctx, const char *vm, const char *op, char **to
                           XsError **errp);
 void ops_vm_release_running(OpsCtx *ctx, const char *vm, char *token);
 
+/* Where the QEMU configuration of a suspended VM is kept for its resume
+ * (malloc'd; a checkpoint revert writes it before resuming). */
+char *ops_vm_suspend_config_path(HxEnv *env, const char *uuid);
+
 /* Writes the guest's memory as an ELF core file at path (QMP dump-guest-memory). */
 bool ops_vm_dump_core_to(OpsCtx *ctx, const char *vm, const char *path, XsError **errp);
 

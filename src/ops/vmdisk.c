@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -15,6 +16,7 @@
 #include "ops/vdi.h"
 #include "ops/vm_lifecycle.h"
 #include "ops/vmdisk.h"
+#include "ops/vmrt.h"
 #include "util/log.h"
 #include "util/spawn.h"
 #include "util/strbuf.h"
@@ -97,6 +99,12 @@ bool vmdisk_clone(OpsCtx *ctx, const char *vdi_ref, bool full_copy, const char *
 bool vmdisk_create_from_file(OpsCtx *ctx, const char *sr_ref, const char *name, int type,
                              const char *path, char **vdi_ref, XsError **errp)
 {
+    /* A disk holds whole sectors: the file is padded with zeros so that its last bytes are
+     * kept (a migration stream ends anywhere; QEMU ignores what follows it). */
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_size % 512 != 0 &&
+        truncate(path, (st.st_size / 512 + 1) * 512) < 0)
+        log_warn("cannot pad %s to whole sectors: %s", path, strerror(errno));
     OpsVdiSpec spec = {
         .sr = sr_ref,
         .virtual_size = 0,
@@ -181,7 +189,10 @@ static bool live_snapshot(OpsCtx *ctx, const char *vbd, const char *new_active, 
     if (!live_disk(ctx, vbd, &d, errp))
         return false;
     char *token = NULL;
-    Vmm *h = claim(ctx, &d, "snapshot", &token, errp);
+    /* Inside a VM operation of this thread (VM.snapshot, VM.checkpoint), its VM is held. */
+    VmRt *rt = vmrt_get(ctx->env, d.vm);
+    Vmm *held = rt ? vmrt_held_vmm(rt) : NULL;
+    Vmm *h = held ? held : claim(ctx, &d, "snapshot", &token, errp);
     bool ok = false;
     if (h) {
         VmmSnapshotDisk sd = {.position = d.position, .overlay = new_active, .create = false};
@@ -193,7 +204,8 @@ static bool live_snapshot(OpsCtx *ctx, const char *vbd, const char *new_active, 
         }
         free(err);
         ok = r == 0;
-        ops_vm_release_running(ctx, d.vm, token);
+        if (!held)
+            ops_vm_release_running(ctx, d.vm, token);
     }
     free(d.vm);
     free(d.vdi);
@@ -241,8 +253,49 @@ static bool live_resize(OpsCtx *ctx, const char *vbd, int64_t size, XsError **er
     return ok;
 }
 
+static void merge_progress(uint64_t done, uint64_t total, void *opaque)
+{
+    if (total)
+        ops_progress(opaque, (double)done / (double)total);
+}
+
+/* A merge of a chain the running VM uses: its own block job (commit) does the work. */
+static bool live_merge(OpsCtx *ctx, const char *vbd, unsigned depth, const char *backing_name,
+                       XsError **errp)
+{
+    LiveDisk d;
+    if (!live_disk(ctx, vbd, &d, errp))
+        return false;
+    char *token = NULL;
+    VmRt *rt = vmrt_get(ctx->env, d.vm);
+    Vmm *held = rt ? vmrt_held_vmm(rt) : NULL;
+    Vmm *h = held ? held
+                  : ops_vm_claim_running(ctx, d.vm, "update_allowed_operations", &token, errp);
+    bool ok = false;
+    if (h) {
+        char job[32];
+        snprintf(job, sizeof(job), "hx-merge-%u", d.position);
+        char *err = NULL;
+        int r = vmm_job_commit_layer(h, d.position, depth, backing_name, job, &err);
+        if (r == 0)
+            r = vmm_job_wait(h, job, true, 30 * 60 * 1000, merge_progress, ctx, &err);
+        if (r < 0) {
+            log_error("VBD %s: merging layer %u of the running disk failed: %s", vbd, depth,
+                      err ? err : strerror(-r));
+            xs_err_vdi_in_use(errp, vbd, "merge");
+        }
+        free(err);
+        ok = r == 0;
+        if (!held)
+            ops_vm_release_running(ctx, d.vm, token);
+    }
+    free(d.vm);
+    return ok;
+}
+
 void vmdisk_register_live_hooks(void)
 {
-    OpsVdiLiveHooks hooks = {.snapshot = live_snapshot, .resize = live_resize};
+    OpsVdiLiveHooks hooks = {.snapshot = live_snapshot, .resize = live_resize,
+                             .merge = live_merge};
     ops_vdi_set_live_hooks(&hooks);
 }

@@ -36,7 +36,8 @@ bool vmdisk_destroy(OpsCtx *ctx, const char *vdi_ref, XsError **errp);
 /* A clone (copy-on-write) or a full copy (into sr, NULL: the same SR) of a VDI. */
 bool vmdisk_clone(OpsCtx *ctx, const char *vdi_ref, bool full_copy, const char *sr_ref,
                   char **new_vdi, XsError **errp);
-/* A new VDI holding the bytes of a local file (suspend images). */
+/* A new VDI holding the bytes of a local file (suspend images), padded with zeros to
+ * whole sectors (the file itself is padded). */
 bool vmdisk_create_from_file(OpsCtx *ctx, const char *sr_ref, const char *name, int type,
                              const char *path, char **vdi_ref, XsError **errp);
 /* Writes the bytes of a VDI into a new local raw file. */

@@ -191,10 +191,20 @@ bool vmrt_claim(VmRt *rt, const char *op, XsError **errp)
         return false;
     }
     rt->owner = VMRT_API;
+    rt->owner_thread = pthread_self();
     snprintf(rt->owner_op, sizeof(rt->owner_op), "%s", op);
     rt->owner_token[0] = '\0';
     pthread_mutex_unlock(&rt->mu);
     return true;
+}
+
+Vmm *vmrt_held_vmm(VmRt *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    Vmm *h = rt->owner == VMRT_API && pthread_equal(rt->owner_thread, pthread_self()) ? rt->vmm
+                                                                                     : NULL;
+    pthread_mutex_unlock(&rt->mu);
+    return h;
 }
 
 void vmrt_claim_auto(VmRt *rt, const char *op)

@@ -39,6 +39,7 @@ typedef struct VmRt {
     VmRtOwner owner;
     char owner_op[32]; /* vm_operations name, for OTHER_OPERATION_IN_PROGRESS */
     char owner_token[96];
+    pthread_t owner_thread; /* the thread of an API owner (owner == VMRT_API) */
 
     Vmm *vmm;      /* the QEMU of the current boot; NULL when none */
     bool starting; /* vmm_start() in progress: its first events adopt the handle */
@@ -81,6 +82,12 @@ bool vmrt_stopping(HxEnv *env);
 /* Claims rt for an API call doing op (a vm_operations name); refuses with
  * OTHER_OPERATION_IN_PROGRESS when someone else owns it. */
 bool vmrt_claim(VmRt *rt, const char *op, XsError **errp);
+/*
+ * The QEMU of rt when the calling thread owns rt for an API call, else NULL:
+ * lets code called from inside a VM operation (storage's live hooks during
+ * VM.snapshot) use the VM that operation holds instead of claiming it again.
+ */
+Vmm *vmrt_held_vmm(VmRt *rt);
 /* Waits until rt is free, then claims it for the worker. */
 void vmrt_claim_auto(VmRt *rt, const char *op);
 /* Gives rt back; starts the worker if a fact is pending. */
