@@ -43,11 +43,13 @@
 #include "vmm/vmm.h"
 #include "util/banned.h"
 
-#define POLL_FAST_MS      1000  /* until the agent answers, and until the guest has an IPv4 */
+#define POLL_BOOT_MS      250   /* looking for the agent in the first minutes after start */
+#define POLL_FAST_MS      1000  /* still no agent; or no IPv4 yet */
 #define POLL_MS           5000  /* then */
 #define POLL_IDLE_MS      10000 /* no agent for a long time */
 #define FAST_IP_WINDOW_MS 120000
-#define NO_AGENT_FAST_MS  600000 /* keep looking every second for this long after start */
+#define BOOT_WINDOW_MS    120000 /* POLL_BOOT_MS for this long after start */
+#define NO_AGENT_FAST_MS  600000 /* then POLL_FAST_MS for this long */
 #define SYNC_MS           2000
 #define CMD_MS            3000
 #define QMP_MS            2000
@@ -514,10 +516,14 @@ static int64_t next_delay(GuestAgent *a)
     if (a->kick)
         return 0;
     int64_t fast = MIN(POLL_FAST_MS, a->poll_ms);
-    if (!a->ever)
-        return now - a->started_ms < NO_AGENT_FAST_MS ? fast : MAX(POLL_IDLE_MS, a->poll_ms);
+    if (!a->ever) {
+        int64_t up = now - a->started_ms;
+        return up < BOOT_WINDOW_MS     ? MIN(POLL_BOOT_MS, a->poll_ms)
+               : up < NO_AGENT_FAST_MS ? fast
+                                       : MAX(POLL_IDLE_MS, a->poll_ms);
+    }
     if (!a->have_ip && now - a->first_answer_ms < FAST_IP_WINDOW_MS)
-        return fast;
+        return MIN(POLL_FAST_MS / 2, a->poll_ms);
     return a->poll_ms;
 }
 
