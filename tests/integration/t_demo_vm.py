@@ -11,6 +11,7 @@ namespace of its own), and then, from the host:
 - the "Demonstration Linux Virtual Machine" page answers on the guest's IP;
 - a disk added with xe vm-disk-add and formatted in the guest is mounted
   with the page's Mount button, and the guest metrics show it;
+- a quiesced snapshot freezes and thaws the guest's file systems;
 - xe vm-shutdown is clean, through the agent.
 
 The time from xe vm-start to the IP in the guest metrics is printed (the
@@ -173,6 +174,22 @@ def test_demo_page_and_mount_button():
     assert disks["1/vdb/mount"] == "/mnt/vdb" and disks["1/vdb/type"] == "ext4", disks
 
 
+def test_quiesced_snapshot():
+    snap = out("vm-snapshot-with-quiesce", "uuid=" + VM, "new-name-label=quiet")
+    info = out("snapshot-param-get", "uuid=" + snap, "param-name=snapshot-info")
+    assert "disk-snapshot-type: quiesced" in info, info
+    log = open(os.path.join(D.state_dir, "log")).read()
+    assert re.search(r"\d+ file system\(s\) frozen for a quiesced snapshot", log)
+    assert re.search(r"\d+ file system\(s\) thawed", log)
+    # thawed: the guest writes again (the page mounts and unmounts under /mnt)
+    ip = param("networks", "0/ip")
+    body = urllib.parse.urlencode({"dev": "vdb", "action": "umount"}).encode()
+    fetch("http://%s/cgi-bin/mount.cgi" % ip, data=body)
+    wait(lambda: (lambda p: p if p and "/mnt/vdb" not in p else None)(
+        fetch("http://%s/" % ip)), "the disk unmounted")
+    xe("snapshot-uninstall", "uuid=" + snap, "--force")
+
+
 def test_clean_shutdown_through_the_agent():
     xe("vm-shutdown", "uuid=" + VM)
     assert param("power-state") == "halted"
@@ -198,7 +215,7 @@ def main():
     D = Daemon(host_networking=True)
     try:
         run_tests([test_import_start_and_metrics, test_demo_page_and_mount_button,
-                   test_clean_shutdown_through_the_agent])
+                   test_quiesced_snapshot, test_clean_shutdown_through_the_agent])
     finally:
         for f in os.listdir(D.run_dir):
             if f.startswith("dnsmasq-") and f.endswith(".pid"):
