@@ -5,10 +5,12 @@
  * Start: operations interrupted by the last stop are cleared; the SRs
  * plugged; the host's BIOS strings read; missing built-in templates
  * created; devices of VMs recorded halted released; networks in use brought
- * up; then every VM recorded running is taken back from the QEMU that outlived the last
- * daemon (or handled per actions-after-* if its QEMU ended meanwhile).
+ * up; guest metrics of VMs that no longer run marked not live; then every VM recorded
+ * running is taken back from the QEMU that outlived the last daemon (or handled per
+ * actions-after-* if its QEMU ended meanwhile), its guest agent polled again.
  * Stop: QEMU handles are let go; the VMs keep running.
  */
+#include "ops/guest_agent.h"
 #include "ops/ops.h"
 #include "ops/storage_int.h"
 #include "ops/vm.h"
@@ -41,6 +43,7 @@ bool ops_startup(HxEnv *env, XsError **errp)
         return false;
     ops_vm_release_stale_devices(env);
     vmnet_startup(env);
+    guest_agent_startup(env);
     ops_vm_reconcile(env);
     return true;
 }

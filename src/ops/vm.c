@@ -118,9 +118,37 @@ XsValue *ops_vm_allowed_operations(const DbObj *vm)
     return a;
 }
 
+static bool falsy(const char *v)
+{
+    return v && (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcmp(v, "no") == 0);
+}
+
+/*
+ * What the guest agent decides (docs/agent.md, "Operations that need the
+ * agent"): a quiesced snapshot needs an agent that can freeze file systems
+ * (feature-quiesce, as XenServer); a clean shutdown or reboot of a VM without
+ * ACPI needs an agent that can shut the guest down (feature-shutdown).
+ */
+static void filter_agent_ops(Db *db, const DbObj *vm, XsValue *a)
+{
+    if (db_enum(vm, F_VM_POWER_STATE) != VM_POWER_STATE_RUNNING || db_bool(vm, F_VM_IS_A_TEMPLATE))
+        return;
+    DbObj *gm = db_get_class(db, XS_CLASS_VM_GUEST_METRICS, db_str(vm, F_VM_GUEST_METRICS));
+    bool live = gm && db_bool(gm, F_VM_GUEST_METRICS_LIVE);
+    const XsValue *other = gm ? &gm->fields[F_VM_GUEST_METRICS_OTHER] : NULL;
+    if (!(live && xv_struct_get(other, "feature-quiesce")))
+        xv_array_remove_string(a, "snapshot_with_quiesce");
+    bool acpi = !falsy(xv_struct_get_string(&vm->fields[F_VM_PLATFORM], "acpi"));
+    if (!acpi && !(live && xv_struct_get(other, "feature-shutdown"))) {
+        xv_array_remove_string(a, "clean_shutdown");
+        xv_array_remove_string(a, "clean_reboot");
+    }
+}
+
 void ops_vm_update_allowed(DbTxn *txn, DbObj *vm)
 {
     XsValue *a = ops_vm_allowed_operations(vm);
+    filter_agent_ops(db_txn_db(txn), vm, a);
     if (xv_equal(a, &vm->fields[F_VM_ALLOWED_OPERATIONS]))
         xv_free(a);
     else

@@ -31,6 +31,7 @@
 
 #include <json-c/json.h>
 
+#include "ops/guest_agent.h"
 #include "ops/ops.h"
 #include "ops/vm.h"
 #include "ops/vm_lifecycle.h"
@@ -42,7 +43,6 @@
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
-#include "vmm/qga.h"
 #include "util/banned.h"
 
 #define DESTROY_TIMEOUT_MS 10000
@@ -347,6 +347,7 @@ static void record_stopped(DbTxn *txn, DbObj *vm, int state, const char *suspend
 /* Stops the current QEMU (if any) and lets go of its handle. The owner calls it. */
 static void kill_qemu(VmRt *rt)
 {
+    guest_agent_stop(rt, true);
     pthread_mutex_lock(&rt->mu);
     Vmm *h = rt->vmm;
     rt->expect_exit = true;
@@ -636,6 +637,7 @@ static bool boot(OpsCtx *ctx, VmRt *rt, bool paused, bool force, const char *ima
     } else {
         vmrt_note_domid(env, domid);
         vmboot_state_release(&st);
+        guest_agent_start(rt);
         log_info("VM %s (%s) %s as domain %" PRId64 "%s", spec.uuid, spec.name,
                  image ? "resumed" : "started", domid, paused ? ", paused" : "");
     }
@@ -760,6 +762,8 @@ void ops_vm_on_event(Vmm *vm, const VmmEvent *ev, void *opaque)
         record_rtc(rt, ev->offset);
     else if (ev->type == VMM_EVENT_BALLOON_CHANGE && ev->offset > 0)
         record_balloon(rt, ev->offset);
+    if ((ev->type == VMM_EVENT_RESET && ev->guest) || ev->type == VMM_EVENT_BOOTED)
+        guest_agent_kick(rt); /* a new boot: the agent starts again, the OS may differ */
     if (stuck[0]) {
         log_warn("VM %s: %s", rt->uuid, stuck);
         message_now(rt->env, "VM_STUCK", 3, rt->uuid, stuck);
@@ -1022,42 +1026,12 @@ static bool pred_off_or_reset(const VmRt *rt)
     return rt->guest_off || rt->exited || rt->crashed || rt->guest_reset;
 }
 
-/*
- * True if an agent holds the guest side of the agent's channel (QEMU's
- * chardev "frontend-open"): then it is worth asking it, and only then.
- */
-static bool agent_present(VmRt *rt)
+/* Asks the guest agent, if one answers, to power off or reboot the guest
+ * (through the VM's guest-agent session, guest_agent.c). */
+static bool ask_agent(VmRt *rt, const char *mode)
 {
-    if (!rt->vmm || vmm_get_backend() != VMM_BACKEND_QEMU)
-        return false;
-    struct json_object *ret = NULL;
-    if (vmm_qmp(rt->vmm, "query-chardev", NULL, 2000, &ret, NULL) < 0)
-        return false;
-    bool open = false;
-    size_t n = json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
-    for (size_t i = 0; i < n; i++) {
-        struct json_object *c = json_object_array_get_idx(ret, i), *v;
-        if (json_object_object_get_ex(c, "label", &v) &&
-            strcmp(json_object_get_string(v), "charqga0") == 0 &&
-            json_object_object_get_ex(c, "frontend-open", &v))
-            open = json_object_get_boolean(v);
-    }
-    json_object_put(ret);
-    return open;
-}
-
-/* Asks the guest agent, if one answers, to power off or reboot the guest. */
-static bool ask_agent(HxEnv *env, VmRt *rt, const char *mode)
-{
-    if (vmm_get_backend() != VMM_BACKEND_QEMU)
-        return false;
-    _cleanup_free_ char *sock = vmm_path(env->run_dir, rt->uuid, "qga.sock");
-    QgaClient *c = NULL;
     char *err = NULL;
-    bool ok = qga_connect(sock, &c, &err) == 0 && qga_sync(c, AGENT_TIMEOUT_MS, &err) == 0 &&
-              qga_shutdown(c, mode, AGENT_TIMEOUT_MS, &err) == 0;
-    if (c)
-        qga_close(c);
+    bool ok = guest_agent_shutdown(rt, mode, &err) == 0;
     if (!ok)
         log_debug("VM %s: no guest agent (%s); using ACPI", rt->uuid, err ? err : "?");
     else
@@ -1073,7 +1047,6 @@ static bool ask_agent(HxEnv *env, VmRt *rt, const char *mode)
  */
 static bool clean_stop(OpsCtx *ctx, VmRt *rt, bool reboot, bool *rebooted, XsError **errp)
 {
-    HxEnv *env = ctx->env;
     *rebooted = false;
     unsigned timeout = other_config_seconds(ctx->db, rt->ref, "hyperxe-shutdown-timeout",
                                             SHUTDOWN_TIMEOUT_S);
@@ -1082,15 +1055,14 @@ static bool clean_stop(OpsCtx *ctx, VmRt *rt, bool reboot, bool *rebooted, XsErr
      * A reboot needs the agent (ACPI has no reboot button): without one the
      * guest is powered off and started again.
      */
-    bool present = agent_present(rt);
-    bool agent = present && ask_agent(env, rt, reboot ? "reboot" : "powerdown");
+    bool agent = ask_agent(rt, reboot ? "reboot" : "powerdown");
     if (!agent) {
         char *err = NULL;
         int r = rt->vmm ? vmm_powerdown(rt->vmm, &err) : -ESRCH;
         if (r < 0) {
             log_info("VM %s: %s", rt->uuid, err ? err : strerror(-r));
             free(err);
-            if (r != -ENOTSUP || !ask_agent(env, rt, "powerdown")) {
+            if (r != -ENOTSUP || !ask_agent(rt, "powerdown")) {
                 if (r == -ENOTSUP)
                     xs_err_vm_missing_pv_drivers(errp, rt->ref);
                 else
@@ -1787,6 +1759,7 @@ void ops_vm_reconcile(HxEnv *env)
                     db_set_str(txn, v, F_VM_RESIDENT_ON, env->host_ref);
             }
             db_commit(txn, NULL);
+            guest_agent_start(rt);
             adopted++;
         } else {
             lost++;

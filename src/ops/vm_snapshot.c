@@ -38,6 +38,7 @@
 
 #include <json-c/json.h>
 
+#include "ops/guest_agent.h"
 #include "ops/ops.h"
 #include "ops/vdi.h"
 #include "ops/vm.h"
@@ -47,11 +48,11 @@
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/xalloc.h"
-#include "vmm/qga.h"
 #include "util/banned.h"
 
 #define PS(s) (1u << VM_POWER_STATE_##s)
 #define AGENT_SYNC_MS 2000
+#define AGENT_WAIT_MS 8000
 #define FREEZE_TIMEOUT_MS 30000
 #define THAW_TIMEOUT_MS 10000
 /* The guest's QEMU configuration a checkpoint keeps (JSON), at most. */
@@ -405,17 +406,16 @@ static bool quiesce(OpsCtx *ctx, SnapJob *j, QgaClient **out, XsError **errp)
         xs_err_vm_snapshot_with_quiesce_not_supported(errp, j->vm, "no guest agent (simulated VM)");
         return false;
     }
-    _cleanup_free_ char *sock = vmm_path(ctx->env->run_dir, j->held.uuid, "qga.sock");
-    QgaClient *c = NULL;
+    /* The channel is borrowed from the VM's guest-agent session (guest_agent.c). */
+    VmRt *rt = vmrt_get(ctx->env, j->vm);
     char *err = NULL;
-    if (qga_connect(sock, &c, &err) < 0 || qga_sync(c, AGENT_SYNC_MS, &err) < 0) {
+    QgaClient *c = rt ? guest_agent_acquire(rt, AGENT_WAIT_MS, AGENT_SYNC_MS, &err) : NULL;
+    if (!c) {
         log_info("VM %s: no guest agent answers (%s): no quiesced snapshot", j->held.uuid,
                  err ? err : "?");
         xs_err_vm_snapshot_with_quiesce_not_supported(errp, j->vm,
                                                       err ? err : "no guest agent answers");
         free(err);
-        if (c)
-            qga_close(c);
         return false;
     }
     int r = qga_fsfreeze_freeze(c, FREEZE_TIMEOUT_MS, &err);
@@ -428,7 +428,7 @@ static bool quiesce(OpsCtx *ctx, SnapJob *j, QgaClient **out, XsError **errp)
         if (qga_fsfreeze_thaw(c, THAW_TIMEOUT_MS, &err) < 0)
             log_warn("VM %s: thaw after a failed freeze: %s", j->held.uuid, err ? err : "?");
         free(err);
-        qga_close(c);
+        guest_agent_release(rt, c, false);
         if (r == -ETIMEDOUT)
             xs_err_vm_snapshot_with_quiesce_timeout(errp, j->vm);
         else
@@ -440,7 +440,7 @@ static bool quiesce(OpsCtx *ctx, SnapJob *j, QgaClient **out, XsError **errp)
     return true;
 }
 
-static void thaw(SnapJob *j, QgaClient *c)
+static void thaw(OpsCtx *ctx, SnapJob *j, QgaClient *c)
 {
     if (!c)
         return;
@@ -452,7 +452,11 @@ static void thaw(SnapJob *j, QgaClient *c)
     else
         log_info("VM %s: %d file system(s) thawed", j->held.uuid, r);
     free(err);
-    qga_close(c);
+    VmRt *rt = vmrt_get(ctx->env, j->vm);
+    if (rt)
+        guest_agent_release(rt, c, r >= 0);
+    else
+        qga_close(c);
 }
 
 typedef struct SaveProgress {
@@ -491,7 +495,7 @@ static bool take(OpsCtx *ctx, SnapJob *j, XsError **errp)
             log_error("VM %s: cannot pause it for the snapshot: %s", j->held.uuid,
                       err ? err : strerror(-r));
             free(err);
-            thaw(j, agent);
+            thaw(ctx, j, agent);
             if (j->with_memory)
                 xs_err_vm_checkpoint_suspend_failed(errp, j->vm);
             else
@@ -547,7 +551,7 @@ static bool take(OpsCtx *ctx, SnapJob *j, XsError **errp)
         free(err);
         err = NULL;
     }
-    thaw(j, agent);
+    thaw(ctx, j, agent);
     if (ok && j->with_memory) {
         /* The memory goes into a suspend VDI while the guest runs on, padded with zeros to
          * whole sectors so that the end of the stream is kept (QEMU ignores what follows). */

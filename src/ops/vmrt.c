@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ops/guest_agent.h"
 #include "ops/vmrt.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -55,6 +56,7 @@ void vmrt_shutdown(HxEnv *env)
     pthread_mutex_unlock(&t->mu);
     for (size_t i = 0; i < t->n; i++) {
         VmRt *rt = t->vms[i];
+        guest_agent_stop(rt, false); /* the VM runs on: its guest metrics stay as they are */
         pthread_mutex_lock(&rt->mu);
         Vmm *h = rt->vmm;
         rt->vmm = NULL;

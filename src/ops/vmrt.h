@@ -59,6 +59,7 @@ typedef struct VmRt {
     int quick_crashes;    /* crashes soon after start, in a row */
     int64_t rtc_base;     /* platform:timeoffset given to this boot */
     int64_t last_balloon; /* last memory_actual recorded (bytes) */
+    struct GuestAgent *agent; /* the guest-agent session of the current QEMU (guest_agent.c) */
 } VmRt;
 
 /* ---- the table (vmrt.c) ---------------------------------------------------- */
