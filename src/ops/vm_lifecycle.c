@@ -493,6 +493,15 @@ static bool prepare_resume(OpsCtx *ctx, const VmSpec *spec, int64_t domid, VmmCo
     memset(st, 0, sizeof(*st));
     _cleanup_free_ char *path = suspend_config_path(ctx->env, spec->uuid);
     struct json_object *j = json_object_from_file(path);
+    if (!j) {
+        /* A VM suspended elsewhere (an XVA import) brings its configuration
+         * in last_booted_record, as its suspend wrote it. */
+        db_read_lock(ctx->db);
+        DbObj *v = db_get_class(ctx->db, XS_CLASS_VM, spec->ref);
+        const char *rec = v ? db_str(v, F_VM_LAST_BOOTED_RECORD) : "";
+        j = rec[0] == '{' ? json_tokener_parse(rec) : NULL;
+        db_read_unlock(ctx->db);
+    }
     char *why = NULL;
     vmm_config_release(cfg); /* from_json overwrites it */
     if (!j || vmm_config_from_json(j, cfg, &why) < 0) {
@@ -504,6 +513,10 @@ static bool prepare_resume(OpsCtx *ctx, const VmSpec *spec, int64_t domid, VmmCo
         return false;
     }
     json_object_put(j);
+    /* The record's identity wins over the saved one's (a copy has its own). */
+    snprintf(cfg->uuid, sizeof(cfg->uuid), "%s", spec->uuid);
+    free(cfg->name);
+    cfg->name = xstrdup(spec->name);
     for (size_t i = 0; i < spec->n_disks; i++) {
         const VmBootDisk *d = &spec->disks[i];
         if (!d->vdi_ref)
@@ -527,6 +540,8 @@ static bool prepare_resume(OpsCtx *ctx, const VmSpec *spec, int64_t domid, VmmCo
         for (size_t i = 0; i < spec->n_nics; i++)
             if (spec->nics[i].device == n->position)
                 bn = &spec->nics[i];
+        if (bn && bn->mac[0])
+            snprintf(n->mac, sizeof(n->mac), "%s", bn->mac);
         if (!bn || n->backend != VMM_NET_TAP || ctx->env->user_networking)
             continue;
         if (!vmnet_network_up(ctx, bn->network_ref, errp))
@@ -1372,6 +1387,15 @@ bool ops_vm_suspend(OpsCtx *ctx, const char *vm, XsError **errp)
     struct json_object *j = vmm_config_to_json(&cfg);
     vmm_config_release(&cfg);
     bool saved = json_object_to_file_ext(cfgpath, j, JSON_C_TO_STRING_PLAIN) == 0;
+    if (saved) {
+        /* Also in the record, which travels with the VM (XVA export). */
+        DbTxn *txn = db_begin(ctx->db);
+        DbObj *vo = db_get_class(ctx->db, XS_CLASS_VM, vm);
+        if (vo)
+            db_set_str(txn, vo, F_VM_LAST_BOOTED_RECORD,
+                       json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+        db_commit(txn, NULL);
+    }
     json_object_put(j);
     if (!saved) {
         xs_error_internal(errp, "cannot write %s", cfgpath);

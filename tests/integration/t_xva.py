@@ -448,6 +448,12 @@ def test_power_states():
             files.append(os.path.join(dd, ok(s.VDI.get_uuid(sess, v)) + ".qcow2"))
         assert subprocess.run(["qemu-img", "compare", "-q"] + files).returncode == 0
         assert ok(s.VDI.get_type(sess, nsr)) == "suspend"
+        # The copy resumes with its own identity (the configuration saved at
+        # suspend time travels in last_booted_record).
+        sx("vm-resume", "uuid=" + new)
+        assert sx("vm-param-get", "uuid=" + new, "param-name=power-state").stdout.strip() == \
+            "running"
+        assert sx("vdi-list", "uuid=" + nsv, "--minimal").stdout.strip() == ""
         new2 = sx("vm-import", "filename=" + p("halted.xva")).stdout.strip()
         assert sx("vm-param-get", "uuid=" + new2, "param-name=power-state").stdout.strip() == \
             "halted"

@@ -128,6 +128,40 @@ def test_round_trip_boots():
     assert r.returncode == 0, "the data disk changed"
 
 
+def heartbeats(vm):
+    return [int(m) for m in re.findall(r"TEST-HEARTBEAT (\d+)", console(vm))]
+
+
+def test_suspended_round_trip_resumes():
+    """A suspended VM exported with its memory (preserve-power-state=true)
+    imports suspended and resumes: the guest's heartbeat counter goes on
+    from where it was, in the copy."""
+    s, sess = D.login()
+    vm = out("vm-install", "template=Debian Jessie 8.0", "new-name-label=xva-susp")
+    vref = ok(s.VM.get_by_uuid(sess, vm))
+    d0 = disks(s, sess, vref)[0]["0"]
+    xe("vdi-import", "uuid=" + ok(s.VDI.get_uuid(sess, d0)),
+       "filename=" + os.path.join(GUEST, "disk.qcow2"), "format=qcow2")
+    xe("vm-start", "uuid=" + vm)
+    wait(lambda: len(heartbeats(vm)) >= 2, "heartbeats of the original")
+    xe("vm-suspend", "uuid=" + vm)
+    last = max(heartbeats(vm))
+    x = os.path.join(TMP, "susp.xva")
+    xe("vm-export", "vm=" + vm, "filename=" + x, "preserve-power-state=true")
+    new = out("vm-import", "filename=" + x)
+    assert out("vm-param-get", "uuid=" + new, "param-name=power-state") == "suspended"
+    xe("vm-resume", "uuid=" + new)
+    assert out("vm-param-get", "uuid=" + new, "param-name=power-state") == "running"
+    # The copy's console starts empty: its first heartbeats follow the original's last.
+    beats = wait(lambda: heartbeats(new) if len(heartbeats(new)) >= 2 else None,
+                 "heartbeats of the resumed copy")
+    assert beats[0] > last >= 1 and beats[0] <= last + 30, (last, beats)
+    assert "TEST-MARKER: READY" not in console(new), "the copy booted instead of resuming"
+    xe("vm-shutdown", "uuid=" + new, "--force")
+    xe("vm-resume", "uuid=" + vm)
+    xe("vm-shutdown", "uuid=" + vm, "--force")
+
+
 def main():
     global D
     if not shutil.which("qemu-system-x86_64"):
@@ -141,7 +175,7 @@ def main():
             raise SystemExit(1)
     D = Daemon()
     try:
-        run_tests([test_round_trip_boots])
+        run_tests([test_round_trip_boots, test_suspended_round_trip_resumes])
     finally:
         for line in subprocess.run(["pgrep", "-f", D.run_dir], capture_output=True,
                                    text=True).stdout.split():
