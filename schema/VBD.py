@@ -1,4 +1,4 @@
-klass('VBD', create=True, destroy=True)
+klass('VBD', create=True, destroy=True, hooks=('create', 'destroy', 'set'))
 field('uuid', 'string', RO_RUNTIME)
 field('allowed_operations', 'enum vbd_operations set', RO_RUNTIME, default='{}')
 field('current_operations', '(string -> enum vbd_operations) map', RO_RUNTIME, default='{}')
@@ -20,6 +20,13 @@ field('runtime_properties', '(string -> string) map', RO_RUNTIME)
 field('qos_algorithm_type', 'string', RW)
 field('qos_algorithm_params', '(string -> string) map', RW)
 field('qos_supported_algorithms', 'string set', RO_RUNTIME)
+
+# Devices of running VMs are plugged and unplugged at once (ops/vbd.c).
+message('plug', 'void', ('VBD ref', 'self'), role='vm-admin')
+message('unplug', 'void', ('VBD ref', 'self'), role='vm-admin')
+message('unplug_force', 'void', ('VBD ref', 'self'), role='vm-admin')
+message('insert', 'void', ('VBD ref', 'vbd'), ('VDI ref', 'vdi'), role='vm-operator')
+message('eject', 'void', ('VBD ref', 'vbd'), role='vm-operator')
 
 cli('uuid', 'vm-uuid=VM.uuid', 'vm-name-label=VM.name_label', 'vdi-uuid=VDI.uuid',
     'vdi-name-label=VDI.name_label', 'allowed-operations', 'current-operations', 'empty',

@@ -85,6 +85,46 @@ message('set_memory_static_range', 'void', ('VM ref', 'self'), ('int', 'min'), (
         role='vm-power-admin')
 message('set_memory_dynamic_range', 'void', ('VM ref', 'self'), ('int', 'min'), ('int', 'max'),
         role='vm-power-admin')
+# Power operations (ops/vm_lifecycle.c).
+message('start', 'void', ('VM ref', 'vm'), ('bool', 'start_paused'), ('bool', 'force'),
+        role='vm-operator')
+message('start_on', 'void', ('VM ref', 'vm'), ('host ref', 'host'), ('bool', 'start_paused'),
+        ('bool', 'force'), role='vm-power-admin')
+message('clean_shutdown', 'void', ('VM ref', 'vm'), role='vm-operator')
+message('hard_shutdown', 'void', ('VM ref', 'vm'), role='vm-operator')
+message('shutdown', 'void', ('VM ref', 'vm'), role='vm-operator')
+message('clean_reboot', 'void', ('VM ref', 'vm'), role='vm-operator')
+message('hard_reboot', 'void', ('VM ref', 'vm'), role='vm-operator')
+message('suspend', 'void', ('VM ref', 'vm'), role='vm-operator')
+message('resume', 'void', ('VM ref', 'vm'), ('bool', 'start_paused'), ('bool', 'force'),
+        role='vm-operator')
+message('resume_on', 'void', ('VM ref', 'vm'), ('host ref', 'host'), ('bool', 'start_paused'),
+        ('bool', 'force'), role='vm-power-admin')
+message('pause', 'void', ('VM ref', 'vm'), role='vm-operator')
+message('unpause', 'void', ('VM ref', 'vm'), role='vm-operator')
+message('power_state_reset', 'void', ('VM ref', 'vm'), role='vm-power-admin')
+message('set_VCPUs_number_live', 'void', ('VM ref', 'self'), ('int', 'nvcpu'),
+        role='vm-operator')
+# Templates, installation and BIOS strings (ops/vm_install.c).
+message('provision', 'void', ('VM ref', 'vm'), role='vm-admin')
+message('clone', 'VM ref', ('VM ref', 'vm'), ('string', 'new_name'), role='vm-admin')
+message('copy', 'VM ref', ('VM ref', 'vm'), ('string', 'new_name'), ('SR ref', 'sr'),
+        role='vm-admin')
+# Snapshots, checkpoints and reverts (ops/vm_snapshot.c).
+message('snapshot', 'VM ref', ('VM ref', 'vm'), ('string', 'new_name'),
+        ('VDI ref set', 'ignore_vdis'), defaults={'ignore_vdis': '{}'}, role='vm-power-admin')
+message('snapshot_with_quiesce', 'VM ref', ('VM ref', 'vm'), ('string', 'new_name'),
+        role='vm-power-admin')
+message('checkpoint', 'VM ref', ('VM ref', 'vm'), ('string', 'new_name'), role='vm-power-admin')
+message('revert', 'void', ('VM ref', 'snapshot'), role='vm-power-admin')
+message('copy_bios_strings', 'void', ('VM ref', 'vm'), ('host ref', 'host'), role='vm-admin')
+# hyperxe extension for tests: plays the simulated guest's part (only with
+# hyperxed --vmm sim).
+message('sim_inject', 'void', ('VM ref', 'vm'), ('string', 'what'), role='pool-admin',
+        async_=False, hidden=True)
+# Import of an XVA (or a disk image) from a URL the server fetches (ops/vm_import.c).
+message('import', 'VM ref set', ('string', 'url'), ('SR ref', 'sr'), ('bool', 'full_restore'),
+        ('bool', 'force'), role='vm-admin')
 message('get_allowed_VBD_devices', 'string set', ('VM ref', 'vm'), role='read-only',
         async_=False)
 message('get_allowed_VIF_devices', 'string set', ('VM ref', 'vm'), role='read-only',

@@ -1,4 +1,5 @@
-klass('network', create=True, destroy=True)
+klass('network', create=True, destroy=True, hooks=('create', 'destroy'),
+      create_role='pool-operator', destroy_role='pool-operator')
 field('uuid', 'string', RO_RUNTIME)
 field('name_label', 'string', RW, default='""', write_role='pool-operator')
 field('name_description', 'string', RW, default='""', write_role='pool-operator')

@@ -127,9 +127,10 @@ def field(name, typ, qual, default=None, write_role="vm-admin", inverse=None, se
 
 
 def message(name, result, *params, role="vm-admin", async_=True, session=True, doc="",
-            defaults=None, layer="ops"):
+            defaults=None, layer="ops", hidden=False):
     m = Message()
     m.layer = layer
+    m.hidden = hidden
     m.name = name
     m.result = parse_type(result)
     m.params = []
@@ -491,6 +492,8 @@ def gen(out_dir):
             flags.append("XS_MSG_ASYNC")
         if not m.session:
             flags.append("XS_MSG_NO_SESSION")
+        if m.hidden:
+            flags.append("XS_MSG_HIDDEN")
         w("    {%s, %s, %s, %s, %d, %d, &%s, XS_ROLE_%s, %s, %s}," % (
             c_str("%s.%s" % (m.klass.name, m.name)), c_str(m.name), class_id(m.klass),
             ("params_%d" % i) if m.params else "NULL", len(m.params), nreq,

@@ -715,6 +715,8 @@ XsValue *api_list_methods(Api *api)
                                         "get_all_where", "get_record", "get_by_uuid"};
     XsValue *a = xv_array();
     for (size_t i = 0; i < xs_nmessages; i++) {
+        if (xs_messages[i].flags & XS_MSG_HIDDEN)
+            continue;
         xv_array_push_string(a, xs_messages[i].wire_name);
         if (xs_messages[i].flags & XS_MSG_ASYNC)
             xv_array_push(a, xv_string_take(xasprintf("Async.%s", xs_messages[i].wire_name)));

@@ -9,6 +9,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/http.h"
@@ -46,6 +48,10 @@ void http_reply_init(HttpReply *r)
 
 void http_reply_release(HttpReply *r)
 {
+    if (r->upgrade_free && r->upgrade_ctx)
+        r->upgrade_free(r->upgrade_ctx);
+    r->upgrade = NULL;
+    r->upgrade_ctx = NULL;
     strbuf_release(&r->body);
     strbuf_release(&r->headers);
     if (r->stream_free && r->stream_ctx)
@@ -175,11 +181,97 @@ static void stream_free_cb(void *cls)
     free(r);
 }
 
+/* ---- protocol switches (WebSocket) ------------------------------------------------ */
+
+static pthread_mutex_t upgrade_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t upgrade_cond = PTHREAD_COND_INITIALIZER;
+static int upgrades_active;
+static bool upgrades_stopping;
+
+bool http_upgrade_should_stop(void)
+{
+    pthread_mutex_lock(&upgrade_lock);
+    bool s = upgrades_stopping;
+    pthread_mutex_unlock(&upgrade_lock);
+    return s;
+}
+
+typedef struct Upgrade {
+    HttpUpgradeFn fn;
+    void *ctx;
+    HttpStreamFree free_ctx;
+    int fd;
+    char *extra;
+    size_t extra_len;
+    struct MHD_UpgradeResponseHandle *urh;
+} Upgrade;
+
+static void *upgrade_thread(void *arg)
+{
+    Upgrade *u = arg;
+    u->fn(u->ctx, u->fd, u->extra, u->extra_len);
+    MHD_upgrade_action(u->urh, MHD_UPGRADE_ACTION_CLOSE);
+    if (u->free_ctx)
+        u->free_ctx(u->ctx);
+    free(u->extra);
+    free(u);
+    pthread_mutex_lock(&upgrade_lock);
+    upgrades_active--;
+    pthread_cond_broadcast(&upgrade_cond);
+    pthread_mutex_unlock(&upgrade_lock);
+    return NULL;
+}
+
+static void upgrade_cb(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+                       size_t extra_in_size, MHD_socket sock,
+                       struct MHD_UpgradeResponseHandle *urh)
+{
+    Upgrade *u = cls;
+    u->fd = sock;
+    u->urh = urh;
+    u->extra = extra_in_size ? xmemdup(extra_in, extra_in_size) : NULL;
+    u->extra_len = extra_in_size;
+    pthread_mutex_lock(&upgrade_lock);
+    upgrades_active++;
+    pthread_mutex_unlock(&upgrade_lock);
+    /* Not on this thread: MHD forwards TLS for the socket once we return. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    if (pthread_create(&th, &attr, upgrade_thread, u) != 0) {
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        if (u->free_ctx)
+            u->free_ctx(u->ctx);
+        free(u->extra);
+        free(u);
+        pthread_mutex_lock(&upgrade_lock);
+        upgrades_active--;
+        pthread_mutex_unlock(&upgrade_lock);
+    }
+    pthread_attr_destroy(&attr);
+}
+
 static enum MHD_Result send_reply(struct MHD_Connection *conn, HttpReply *reply)
 {
     struct MHD_Response *resp;
     HttpReply *owned = NULL;
-    if (reply->stream) {
+    if (reply->upgrade) {
+        Upgrade *u = xnew0(Upgrade, 1);
+        u->fn = reply->upgrade;
+        u->ctx = reply->upgrade_ctx;
+        u->free_ctx = reply->upgrade_free;
+        reply->upgrade = NULL;
+        reply->upgrade_ctx = NULL;
+        reply->upgrade_free = NULL;
+        resp = MHD_create_response_for_upgrade(upgrade_cb, u);
+        if (!resp) {
+            if (u->free_ctx)
+                u->free_ctx(u->ctx);
+            free(u);
+            return MHD_NO;
+        }
+    } else if (reply->stream) {
         owned = xmemdup(reply, sizeof(*reply));
         /* The strbufs now belong to owned. */
         strbuf_init(&reply->body, 0);
@@ -465,6 +557,16 @@ void http_server_stop(HttpServer *s)
 {
     if (!s)
         return;
+    /* Upgraded connections end first (their threads watch the flag). */
+    pthread_mutex_lock(&upgrade_lock);
+    upgrades_stopping = true;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    while (upgrades_active > 0 &&
+           pthread_cond_timedwait(&upgrade_cond, &upgrade_lock, &ts) == 0) {
+    }
+    pthread_mutex_unlock(&upgrade_lock);
     MHD_stop_daemon(s->d);
     close(s->fd);
     if (s->unix_path)

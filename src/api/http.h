@@ -27,6 +27,15 @@ typedef struct HttpRequest HttpRequest;
 typedef ssize_t (*HttpStreamFn)(void *ctx, uint64_t pos, char *buf, size_t max);
 typedef void (*HttpStreamFree)(void *ctx);
 
+/*
+ * The connection after a protocol switch (101, e.g. a WebSocket): called on a
+ * thread of its own once the reply's headers are sent, with the upgraded
+ * connection fd (never close it) and the bytes the client already sent
+ * after its request. The connection is closed when it returns; it must
+ * return soon after http_upgrade_should_stop() becomes true.
+ */
+typedef void (*HttpUpgradeFn)(void *ctx, int fd, const char *extra, size_t extra_len);
+
 typedef struct HttpReply {
     unsigned status;
     const char *content_type;
@@ -38,6 +47,11 @@ typedef struct HttpReply {
     int64_t stream_size; /* -1: unknown (chunked) */
     /* Extra headers, "Name: value" lines joined by '\n'. */
     StrBuf headers;
+    /* Protocol switch instead of a body (status 101); upgrade_free frees
+     * upgrade_ctx after upgrade() returned, or if the switch never happens. */
+    HttpUpgradeFn upgrade;
+    void *upgrade_ctx;
+    HttpStreamFree upgrade_free;
 } HttpReply;
 
 typedef enum {
@@ -110,6 +124,8 @@ typedef struct HttpServerConfig {
 HttpServer *http_server_start(const char *listen, const HttpServerConfig *cfg,
                               const char *tls_key_pem, const char *tls_cert_pem, char **err);
 void http_server_stop(HttpServer *s);
+/* True once the servers are stopping: upgraded connections must end. */
+bool http_upgrade_should_stop(void);
 /* The port actually bound (useful with port 0). */
 unsigned http_server_port(HttpServer *s);
 

@@ -5,9 +5,11 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "api/console.h"
 #include "api/routes.h"
 #include "api/rpc.h"
 #include "api/vdi_http.h"
+#include "api/xva_http.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
 
@@ -16,7 +18,9 @@ static const struct {
     const size_t *n;
 } modules[] = {
     {rpc_routes, &rpc_nroutes},
+    {console_routes, &console_nroutes},
     {vdi_http_routes, &vdi_http_nroutes},
+    {xva_http_routes, &xva_http_nroutes},
 };
 
 static HttpRoute *table;

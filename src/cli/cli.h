@@ -155,7 +155,11 @@ typedef struct CliCommandList {
 void cli_register(CliCommandList *l, const CliCommand *cmds, size_t n);
 void cli_generic_commands(CliCommandList *l);
 void cli_help_commands(CliCommandList *l);
+void cli_vm_commands(CliCommandList *l);     /* vm.c */
+void cli_device_commands(CliCommandList *l); /* devices.c */
 void cli_storage_commands(CliCommandList *l);
+void cli_snapshot_commands(CliCommandList *l); /* snapshot.c */
+void cli_importexport_commands(CliCommandList *l);
 const CliCommandList *cli_all_commands(void);
 
 #endif

@@ -154,7 +154,11 @@ static void build_table(void)
 {
     cli_help_commands(&all_commands);
     cli_generic_commands(&all_commands);
+    cli_vm_commands(&all_commands);
+    cli_device_commands(&all_commands);
     cli_storage_commands(&all_commands);
+    cli_snapshot_commands(&all_commands);
+    cli_importexport_commands(&all_commands);
     qsort(all_commands.items, all_commands.n, sizeof(CliCommand), cmd_cmp);
 }
 

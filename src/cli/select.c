@@ -47,7 +47,9 @@ bool cli_select_vms(Cli *cli, const CliCommand *cmd, unsigned flags, CliSelectio
             continue;
         kept[sub.nparams++] = cli->params[i];
     }
-    if (cli_select(&sub, &xs_class_VM, filters.buf, true, &all)) {
+    bool selected = cli_select(&sub, &xs_class_VM, filters.buf, true, &all);
+    cli->cache = sub.cache; /* records fetched for sub are the command's cache too */
+    if (selected) {
         for (size_t i = 0; i < all.n; i++) {
             const XsValue *r = all.records[i];
             const XsValue *snap = xv_struct_get(r, "is_a_snapshot");

@@ -31,6 +31,7 @@
 #include "util/strbuf.h"
 #include "util/uuid.h"
 #include "util/xalloc.h"
+#include "vmm/vmm.h"
 #include "util/banned.h"
 
 #define MAX_LISTEN 16
@@ -45,6 +46,8 @@ typedef struct Options {
     bool foreground;
     const char *password_file;
     const char *log_level;
+    const char *vmm;
+    bool user_networking;
 } Options;
 
 static volatile sig_atomic_t stop_requested;
@@ -80,6 +83,8 @@ static void usage(FILE *f)
             "                         root's password on first start (else one is\n"
             "                         generated into <state-dir>/initial-password)\n"
             "  --log-level LEVEL      error, warn, info (default) or debug\n"
+            "  --user-networking      VIFs use QEMU user-mode networking: no bridge,\n"
+            "                         tap, NAT or DHCP server is made on the host\n"
             "  --help, --version\n");
 }
 
@@ -104,6 +109,8 @@ static bool parse_options(int argc, char **argv, Options *o)
         {"foreground", no_argument, NULL, 'f'},
         {"initial-password-file", required_argument, NULL, 'p'},
         {"log-level", required_argument, NULL, 'L'},
+        {"user-networking", no_argument, NULL, 'U'},
+        {"vmm", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -145,6 +152,17 @@ static bool parse_options(int argc, char **argv, Options *o)
                 return false;
             }
             o->log_level = optarg;
+            break;
+        case 'U':
+            o->user_networking = true;
+            break;
+        case 'M':
+            /* Hidden: "sim" runs simulated VMs (fast tests of the layers above QEMU). */
+            if (vmm_backend_from_string(optarg) < 0) {
+                fprintf(stderr, "hyperxed: --vmm must be qemu or sim\n");
+                return false;
+            }
+            o->vmm = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -195,20 +213,11 @@ static const char *choose_accel(const char *want)
 {
     if (strcmp(want, "auto") != 0)
         return want;
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return "tcg";
-    close(fd);
-    bool hw = false;
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[4096];
-        while (!hw && fgets(line, sizeof(line), f))
-            if (strncmp(line, "flags", 5) == 0 && (strstr(line, " vmx") || strstr(line, " svm")))
-                hw = true;
-        fclose(f);
-    }
-    return hw ? "kvm" : "tcg";
+    char *why = NULL;
+    VmmAccel a = vmm_accel_detect(&why);
+    log_info("--accel auto: %s", why ? why : vmm_accel_to_string(a));
+    free(why);
+    return vmm_accel_to_string(a);
 }
 
 static char *initial_password(const Options *o, XsError **errp)
@@ -394,6 +403,11 @@ int main(int argc, char **argv)
     env.state_dir = o.state_dir;
     env.run_dir = o.run_dir;
     env.accel = xstrdup(choose_accel(o.accel));
+    env.user_networking = o.user_networking;
+    if (o.vmm) {
+        vmm_set_backend((VmmBackend)vmm_backend_from_string(o.vmm));
+        log_info("VMs run on the %s backend", o.vmm);
+    }
     char hostname[256] = "localhost";
     gethostname(hostname, sizeof(hostname) - 1);
     env.hostname = xstrdup(hostname);
@@ -522,6 +536,7 @@ int main(int argc, char **argv)
     free(logpath);
     free(pidpath);
     free(env.accel);
+    free(env.user_networking_reason);
     free(env.hostname);
     free(env.host_ref);
     free(env.pool_ref);

@@ -146,6 +146,7 @@ typedef struct XsParam {
 enum {
     XS_MSG_ASYNC = 1 << 0,      /* may be called as Async.<Class>.<name> */
     XS_MSG_NO_SESSION = 1 << 1, /* takes no session (login) */
+    XS_MSG_HIDDEN = 1 << 2,     /* not listed by system.listMethods (test facilities) */
 };
 
 typedef struct XsMessage {

@@ -21,6 +21,8 @@
 #include "db/db.h"
 #include "ops-gen.h"
 
+typedef struct OpsRuntime OpsRuntime;
+
 typedef struct HxEnv {
     Db *db;
     char *state_dir;
@@ -29,6 +31,13 @@ typedef struct HxEnv {
     char *pool_ref;
     char *accel;    /* "kvm" or "tcg" */
     char *hostname;
+    /* VIFs use QEMU user-mode networking and no bridge, tap, NAT or dnsmasq is
+     * made (hyperxed --user-networking, or when bridges cannot be made). */
+    bool user_networking;
+    char *user_networking_reason;
+    /* Running VMs and everything the ops layer keeps between calls
+     * (vm_runtime.c); made by ops_startup, freed by ops_shutdown. */
+    OpsRuntime *rt;
 } HxEnv;
 
 struct OpsCtx {

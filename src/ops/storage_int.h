@@ -81,6 +81,8 @@ bool ops_vdi_subtree_attached(Db *db, const DbObj *sr, const DbObj *vdi);
  * Caller holds the SR lock. Progress goes to ctx's task.
  */
 void ops_vdi_chain_gc(OpsCtx *ctx, const char *sr_ref, const char *dir, const char *base_uuid);
+/* The VM side's hooks for attached VDIs (vdi.c). */
+OpsVdiLiveHooks ops_vdi_live_hooks(void);
 /* Sets sm_config:chain-depth of vdi and every VDI below it. */
 void ops_vdi_update_depths_txn(DbTxn *txn, DbObj *sr, DbObj *vdi);
 

@@ -49,6 +49,11 @@ static OpsVdiLiveHooks get_hooks(void)
     return h;
 }
 
+OpsVdiLiveHooks ops_vdi_live_hooks(void)
+{
+    return get_hooks();
+}
+
 /* ---- small helpers ---------------------------------------------------------------------- */
 
 bool ops_vdi_is_attached(Db *db, const DbObj *vdi)

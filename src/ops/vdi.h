@@ -127,6 +127,17 @@ typedef struct OpsVdiLiveHooks {
     bool (*snapshot)(OpsCtx *ctx, const char *vbd, const char *new_active, XsError **errp);
     /* Grows the disk of the running VM (QMP block_resize); VDI.resize_online. */
     bool (*resize)(OpsCtx *ctx, const char *vbd, int64_t size, XsError **errp);
+    /*
+     * A merge in a chain a running VM uses: the layer `depth` places below the active
+     * layer of vbd's disk (0: the active layer itself) is an overlay whose parent has no
+     * other child. The VM must commit that layer's data into its parent (a block job,
+     * with progress on ctx's task) and, for depth > 0, write backing_name as the backing
+     * file of the layer above it; for depth 0 it ends on the parent's file. Storage then
+     * renames the parent's file to the layer's name. NULL: such merges wait until the VM
+     * releases the disk (ops_vdi_detach).
+     */
+    bool (*merge)(OpsCtx *ctx, const char *vbd, unsigned depth, const char *backing_name,
+                  XsError **errp);
 } OpsVdiLiveHooks;
 
 /* Registers hooks (copied). */

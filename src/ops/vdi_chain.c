@@ -8,6 +8,7 @@
  * cannot run because the child's chain is in use by a running VM is done
  * when the VM releases it (ops_vdi_detach) or at the next sr-scan.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,9 +134,58 @@ static char *gc_remove(OpsCtx *ctx, const char *dir, const char *uuid)
     return parent;
 }
 
-/* Merges base copy uuid into its only child. */
+/*
+ * The running VM that uses the chain below vdi: when exactly one VBD has a VDI of that
+ * subtree attached, *vbd (malloc'd) is it and *depth how many layers its active layer is
+ * above vdi. Read lock held.
+ */
+static void live_users(Db *db, const DbObj *sr, const DbObj *vdi, unsigned level, char **vbd,
+                       unsigned *depth, int *users)
+{
+    if (level > 64)
+        return;
+    size_t nb = db_backref_count(vdi, F_VDI_VBDS);
+    for (size_t i = 0; i < nb; i++) {
+        DbObj *b = db_backref(vdi, F_VDI_VBDS, i);
+        if (!db_bool(b, F_VBD_CURRENTLY_ATTACHED))
+            continue;
+        if ((*users)++ == 0) {
+            *vbd = xstrdup(b->ref);
+            *depth = level;
+        }
+    }
+    size_t n = db_backref_count(sr, F_SR_VDIS);
+    const char *uuid = db_str(vdi, F_VDI_UUID);
+    for (size_t i = 0; i < n; i++) {
+        DbObj *c = db_backref(sr, F_SR_VDIS, i);
+        if (c != vdi && strcmp(ops_vdi_parent_uuid(c), uuid) == 0)
+            live_users(db, sr, c, level + 1, vbd, depth, users);
+    }
+}
+
+typedef struct LiveCommit {
+    OpsCtx *ctx;
+    OpsVdiLiveHooks hooks;
+    const char *vbd;
+    unsigned depth;
+    char backing[64];
+} LiveCommit;
+
+static int live_commit(void *opaque, char **err)
+{
+    LiveCommit *lc = opaque;
+    XsError *e = NULL;
+    if (lc->hooks.merge(lc->ctx, lc->vbd, lc->depth, lc->depth ? lc->backing : NULL, &e))
+        return 0;
+    if (err)
+        *err = xs_error_to_string(e);
+    xs_error_free(e);
+    return -EIO;
+}
+
+/* Merges base copy uuid into its only child; through the VM (vbd, depth) when it runs. */
 static void gc_merge(OpsCtx *ctx, const char *sr_ref, const char *dir, const char *uuid,
-                     const char *child_ref)
+                     const char *child_ref, const char *vbd, unsigned depth)
 {
     char *ctok = NULL, *btok = NULL;
     XsError *err = NULL;
@@ -151,10 +201,18 @@ static void gc_merge(OpsCtx *ctx, const char *sr_ref, const char *dir, const cha
         goto out;
     if (!ops_op_begin_ref(ctx, XS_CLASS_VDI, bref, "destroy", &btok, &err))
         goto out;
-    log_info("merging base copy %s into its only child %s", uuid, cuuid);
+    log_info("merging base copy %s into its only child %s%s", uuid, cuuid,
+             vbd ? " under the running VM" : "");
     GcProgress gp = {ctx};
     char *msg = NULL;
-    int r = vdi_file_coalesce(dir, cuuid, uuid, gc_progress, &gp, &msg);
+    int r;
+    if (vbd) {
+        LiveCommit lc = {.ctx = ctx, .hooks = ops_vdi_live_hooks(), .vbd = vbd, .depth = depth};
+        snprintf(lc.backing, sizeof(lc.backing), "%s.qcow2", cuuid);
+        r = vdi_file_coalesce_live(dir, cuuid, uuid, live_commit, &lc, &msg);
+    } else {
+        r = vdi_file_coalesce(dir, cuuid, uuid, gc_progress, &gp, &msg);
+    }
     if (r < 0) {
         log_warn("merging %s into %s failed (the chain is left as it was): %s", uuid, cuuid, msg);
         free(msg);
@@ -214,27 +272,39 @@ void ops_vdi_chain_gc(OpsCtx *ctx, const char *sr_ref, const char *dir, const ch
         size_t nc = 0;
         bool base = sr && b && !db_bool(b, F_VDI_MANAGED) &&
                     strcmp(db_str(b, F_VDI_SR), sr_ref) == 0;
-        bool busy = false;
-        char *child_ref = NULL;
+        bool busy = false, live = false;
+        char *child_ref = NULL, *vbd = NULL;
+        unsigned depth = 0;
+        /* After a merge the parent may be left with one child in turn (put-off merges). */
+        char *up = base && *ops_vdi_parent_uuid(b) ? xstrdup(ops_vdi_parent_uuid(b)) : NULL;
         if (base) {
             nc = ops_vdi_children(ctx->db, sr, uuid, &child);
             if (nc == 1) {
-                busy = ops_vdi_subtree_attached(ctx->db, sr, child) ||
-                       child->fields[F_VDI_CURRENT_OPERATIONS].n > 0;
+                bool ops = child->fields[F_VDI_CURRENT_OPERATIONS].n > 0;
+                busy = ops_vdi_subtree_attached(ctx->db, sr, child) || ops;
                 child_ref = xstrdup(child->ref);
+                /* One running VM uses the chain: it can merge it itself. */
+                int users = 0;
+                if (busy && !ops && ops_vdi_live_hooks().merge)
+                    live_users(ctx->db, sr, child, 0, &vbd, &depth, &users);
+                live = users == 1;
             }
         }
         db_read_unlock(ctx->db);
         char *next = NULL;
         if (base && nc == 0) {
             next = gc_remove(ctx, dir, uuid);
-        } else if (base && nc == 1 && !busy) {
-            gc_merge(ctx, sr_ref, dir, uuid, child_ref);
+        } else if (base && nc == 1 && (!busy || live)) {
+            gc_merge(ctx, sr_ref, dir, uuid, child_ref, live ? vbd : NULL, depth);
+            next = up;
+            up = NULL;
         } else if (base && nc == 1) {
             log_info("base copy %s has one child left, which is in use: it will be merged when "
                      "the disk is released", uuid);
         }
         free(child_ref);
+        free(vbd);
+        free(up);
         free(uuid);
         uuid = next;
     }

@@ -454,8 +454,9 @@ static bool new_vdi_from_source(OpsCtx *ctx, const char *sr_ref, const OpsVdiSpe
 {
     Db *db = ctx->db;
     OpsVdiSpec spec = *spec_in;
+    /* Disks are whole sectors: a raw file of any length is padded with zeros. */
     if (spec.virtual_size <= 0)
-        spec.virtual_size = (int64_t)src->virtual_size;
+        spec.virtual_size = (int64_t)((src->virtual_size + 511) & ~(uint64_t)511);
     if ((uint64_t)spec.virtual_size < src->virtual_size) {
         char m[32];
         snprintf(m, sizeof(m), "%" PRIu64, src->virtual_size);

@@ -4,6 +4,7 @@
  * delays, BIOS strings), allowed operations, and free device numbers.
  * Power operations live in vm_lifecycle.c.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +12,10 @@
 
 #include "ops/ops.h"
 #include "ops/vm.h"
+#include "ops/vm_lifecycle.h"
 #include "util/log.h"
 #include "util/xalloc.h"
+#include "vmm/vmm.h"
 #include "util/banned.h"
 
 #define MAX_VCPUS 64
@@ -54,6 +57,7 @@ static const int running_ops[] = {
     VM_OPERATIONS_HARD_SHUTDOWN,          VM_OPERATIONS_SHUTDOWN,
     VM_OPERATIONS_PAUSE,                  VM_OPERATIONS_SUSPEND,
     VM_OPERATIONS_SNAPSHOT,               VM_OPERATIONS_CHECKPOINT,
+    VM_OPERATIONS_SNAPSHOT_WITH_QUIESCE,
     VM_OPERATIONS_CHANGING_VCPUS_LIVE,    VM_OPERATIONS_POOL_MIGRATE,
     VM_OPERATIONS_MIGRATE_SEND,           VM_OPERATIONS_SEND_SYSRQ,
     VM_OPERATIONS_SEND_TRIGGER,           VM_OPERATIONS_METADATA_EXPORT,
@@ -114,9 +118,37 @@ XsValue *ops_vm_allowed_operations(const DbObj *vm)
     return a;
 }
 
+static bool falsy(const char *v)
+{
+    return v && (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcmp(v, "no") == 0);
+}
+
+/*
+ * What the guest agent decides (docs/agent.md, "Operations that need the
+ * agent"): a quiesced snapshot needs an agent that can freeze file systems
+ * (feature-quiesce, as XenServer); a clean shutdown or reboot of a VM without
+ * ACPI needs an agent that can shut the guest down (feature-shutdown).
+ */
+static void filter_agent_ops(Db *db, const DbObj *vm, XsValue *a)
+{
+    if (db_enum(vm, F_VM_POWER_STATE) != VM_POWER_STATE_RUNNING || db_bool(vm, F_VM_IS_A_TEMPLATE))
+        return;
+    DbObj *gm = db_get_class(db, XS_CLASS_VM_GUEST_METRICS, db_str(vm, F_VM_GUEST_METRICS));
+    bool live = gm && db_bool(gm, F_VM_GUEST_METRICS_LIVE);
+    const XsValue *other = gm ? &gm->fields[F_VM_GUEST_METRICS_OTHER] : NULL;
+    if (!(live && xv_struct_get(other, "feature-quiesce")))
+        xv_array_remove_string(a, "snapshot_with_quiesce");
+    bool acpi = !falsy(xv_struct_get_string(&vm->fields[F_VM_PLATFORM], "acpi"));
+    if (!acpi && !(live && xv_struct_get(other, "feature-shutdown"))) {
+        xv_array_remove_string(a, "clean_shutdown");
+        xv_array_remove_string(a, "clean_reboot");
+    }
+}
+
 void ops_vm_update_allowed(DbTxn *txn, DbObj *vm)
 {
     XsValue *a = ops_vm_allowed_operations(vm);
+    filter_agent_ops(db_txn_db(txn), vm, a);
     if (xv_equal(a, &vm->fields[F_VM_ALLOWED_OPERATIONS]))
         xv_free(a);
     else
@@ -231,11 +263,37 @@ bool ops_vm_set_memory_static_min(OpsCtx *ctx, const char *self, const XsValue *
     return apply_memory(ctx, self, ch_static_min, &v, true, errp);
 }
 
+/* A running VM follows a new dynamic maximum at once: its balloon's target. */
+static bool balloon_to_target(OpsCtx *ctx, const char *self, XsError **errp)
+{
+    db_read_lock(ctx->db);
+    DbObj *vm = db_get_class(ctx->db, XS_CLASS_VM, self);
+    int ps = vm ? db_enum(vm, F_VM_POWER_STATE) : -1;
+    int64_t target = vm ? db_int(vm, F_VM_MEMORY_DYNAMIC_MAX) : 0;
+    db_read_unlock(ctx->db);
+    if (ps != VM_POWER_STATE_RUNNING && ps != VM_POWER_STATE_PAUSED)
+        return true;
+    char *token = NULL;
+    Vmm *h = ops_vm_claim_running(ctx, self, "changing_memory_live", &token, errp);
+    if (!h)
+        return false;
+    char *err = NULL;
+    int r = vmm_set_memory_target(h, (uint64_t)target / MiB, &err);
+    if (r < 0) {
+        log_warn("VM %s: cannot set the balloon's target: %s", self, err ? err : strerror(-r));
+        xs_err_vm_missing_pv_drivers(errp, self);
+    }
+    free(err);
+    ops_vm_release_running(ctx, self, token);
+    return r == 0;
+}
+
 bool ops_vm_set_memory_dynamic_max(OpsCtx *ctx, const char *self, const XsValue *value,
                                    XsError **errp)
 {
     int64_t v = value->i;
-    return apply_memory(ctx, self, ch_dynamic_max, &v, false, errp);
+    return apply_memory(ctx, self, ch_dynamic_max, &v, false, errp) &&
+           balloon_to_target(ctx, self, errp);
 }
 
 bool ops_vm_set_memory_dynamic_min(OpsCtx *ctx, const char *self, const XsValue *value,
@@ -264,7 +322,8 @@ bool ops_vm_set_memory_dynamic_range(OpsCtx *ctx, const char *self, int64_t min,
                                      XsError **errp)
 {
     int64_t r[2] = {min, max};
-    return apply_memory(ctx, self, ch_dynamic_range, r, false, errp);
+    return apply_memory(ctx, self, ch_dynamic_range, r, false, errp) &&
+           balloon_to_target(ctx, self, errp);
 }
 
 bool ops_vm_set_memory(OpsCtx *ctx, const char *self, int64_t value, XsError **errp)
@@ -487,8 +546,21 @@ bool ops_vm_destroy(OpsCtx *ctx, const char *self, XsError **errp)
         db_abort(txn);
         return false;
     }
+    const XsValue *cur = &vm->fields[F_VM_CURRENT_OPERATIONS];
+    if (cur->n) {
+        xs_err_other_operation_in_progress(errp, "VM", self, xv_struct_val(cur, 0)->s,
+                                           xv_struct_key(cur, 0));
+        db_abort(txn);
+        return false;
+    }
+    char uuid[VMM_UUID_LEN + 1];
+    snprintf(uuid, sizeof(uuid), "%s", db_str(vm, F_VM_UUID));
     ops_vm_delete_records(txn, vm);
-    return db_commit(txn, errp);
+    if (!db_commit(txn, errp))
+        return false;
+    /* Its logs and sockets go with it. */
+    vmm_cleanup(ctx->env->run_dir, uuid, NULL);
+    return true;
 }
 
 bool ops_vm_after_set(OpsCtx *ctx, DbTxn *txn, DbObj *vm, int field, XsError **errp)

@@ -19,4 +19,8 @@ bool ops_vm_new_metrics(DbTxn *txn, DbObj *vm, XsError **errp);
 /* Deletes vm with its VBD, VIF, console and metrics records (not its disks). */
 void ops_vm_delete_records(DbTxn *txn, DbObj *vm);
 
+/* allowed_operations of devices (vbd.c, vif.c). */
+void ops_vbd_update_allowed(DbTxn *txn, DbObj *vbd);
+void ops_vif_update_allowed(DbTxn *txn, DbObj *vif);
+
 #endif

@@ -177,6 +177,17 @@ typedef void (*VdiProgressFn)(void *opaque, double fraction);
 int vdi_file_coalesce(const char *dir, const char *child, const char *parent,
                       VdiProgressFn progress, void *opaque, char **err);
 
+/*
+ * The same merge for a chain a running VM has open: commit(opaque, err) moves the
+ * child's data into the parent's file (the VM's own block job, which leaves the VM on
+ * the parent's file when the child was its active layer); then the parent's file is
+ * renamed to the child's name as above (the VM keeps its descriptors). Returns
+ * commit's error, or -errno.
+ */
+typedef int (*VdiCommitFn)(void *opaque, char **err);
+int vdi_file_coalesce_live(const char *dir, const char *child, const char *parent,
+                           VdiCommitFn commit, void *opaque, char **err);
+
 /* Grows the virtual size of a file no VM has open (qemu-img resize). */
 int vdi_file_resize(const char *path, uint64_t size, char **err);
 

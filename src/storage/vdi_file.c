@@ -377,6 +377,33 @@ int vdi_file_resize(const char *path, uint64_t size, char **err)
     return storage_qemu_img(args, NULL, NULL, err);
 }
 
+int vdi_file_coalesce_live(const char *dir, const char *child, const char *parent,
+                           VdiCommitFn commit, void *opaque, char **err)
+{
+    _cleanup_free_ char *cpath = vdi_file_path(dir, child, VDI_NAME_FINAL);
+    _cleanup_free_ char *ppath = vdi_file_path(dir, parent, VDI_NAME_FINAL);
+    VdiFileInfo ci;
+    int r = vdi_file_info(cpath, &ci, err);
+    if (r < 0)
+        return r;
+    if (strcmp(ci.parent_uuid, parent) != 0)
+        return set_err(err, EINVAL, "%s is not an overlay on %s", cpath, ppath);
+    /* The VM reopens the parent read-write for the job: base copies are read-only. */
+    chmod(ppath, 0644);
+    r = commit(opaque, err);
+    if (r < 0)
+        return r;
+    storage_crash_point("coalesce-committed");
+    r = fsync_path(ppath);
+    if (r < 0)
+        return set_err(err, r, "cannot flush %s: %s", ppath, strerror(-r));
+    if (rename(ppath, cpath) != 0)
+        return set_err(err, errno, "cannot rename %s to %s: %s", ppath, cpath, strerror(errno));
+    fsync_path(dir);
+    storage_crash_point("coalesce-renamed");
+    return 0;
+}
+
 int vdi_file_coalesce(const char *dir, const char *child, const char *parent,
                       VdiProgressFn progress, void *opaque, char **err)
 {

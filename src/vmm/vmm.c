@@ -579,6 +579,14 @@ int vmm_suspend(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque,
     return VMM_DISPATCH(suspend, path, progress, opaque, err);
 }
 
+int vmm_save_state(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque, char **err)
+{
+    if (!path || path[0] != '/')
+        return vmm_error(err, -EINVAL, "VM %s: the state image path must be absolute",
+                         vm->uuid);
+    return VMM_DISPATCH(save_state, path, progress, opaque, err);
+}
+
 int vmm_migrate(Vmm *vm, const char *uri, const VmmMigrateOptions *opts, VmmProgressFn progress,
                 void *opaque, char **err)
 {
@@ -703,6 +711,17 @@ int vmm_job_commit(Vmm *vm, unsigned position, const char *top, const char *base
         return vmm_error(err, -EINVAL, "VM %s: job id must start with a letter and use letters, "
                          "digits, '-', '_', '.'", vm->uuid);
     return VMM_DISPATCH(job_commit, position, top, base, job_id, err);
+}
+
+int vmm_job_commit_layer(Vmm *vm, unsigned position, unsigned top_depth, const char *backing_file,
+                         const char *job_id, char **err)
+{
+    if (!job_id || !*job_id)
+        return vmm_error(err, -EINVAL, "VM %s: a block job needs an id", vm->uuid);
+    if (top_depth == 0 && backing_file)
+        return vmm_error(err, -EINVAL, "VM %s: committing the active layer rewrites no backing "
+                         "file", vm->uuid);
+    return VMM_DISPATCH(job_commit_layer, position, top_depth, backing_file, job_id, err);
 }
 
 int vmm_job_stream(Vmm *vm, unsigned position, const char *base, const char *job_id, char **err)

@@ -425,6 +425,15 @@ VmmRunState vmm_last_state(Vmm *vm);
  */
 int vmm_suspend(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque, char **err);
 
+/*
+ * Checkpoint: writes the whole state of a VM stopped by vmm_pause() to
+ * `path` (the image vmm_suspend() writes, resumed the same way) and keeps
+ * QEMU. The guest stays paused; vmm_unpause() runs it on and gives it its
+ * disks back (nothing else may touch the disks in between). -EBUSY unless
+ * the VM is paused. On failure the image is removed.
+ */
+int vmm_save_state(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque, char **err);
+
 typedef struct VmmMigrateOptions {
     uint64_t max_bandwidth; /* bytes/s, 0 = QEMU's default (128 MiB/s) */
     unsigned downtime_ms;   /* 0 = QEMU's default (300 ms) */
@@ -524,6 +533,19 @@ typedef struct VmmJobInfo {
  */
 int vmm_job_commit(Vmm *vm, unsigned position, const char *top, const char *base,
                    const char *job_id, char **err);
+/*
+ * The same commit with the layers named by their place in the chain rather than by file
+ * name, for callers that rename image files under a running VM (QEMU's file names are
+ * then stale): layer top_depth (0 = the active layer) is committed into the layer just
+ * below it. backing_file (top_depth > 0 only; NULL = QEMU's idea of the base's name) is
+ * the backing file string written into the layer above top when the job ends. -ENODEV
+ * when the chain has no such layers. The base must be a layer a snapshot of this VM
+ * added (vmm_snapshot_disks): QEMU keeps those open read-write, whereas it reopens the
+ * others (the image the VM started with and its backing files) by file name to write
+ * into them, which after a rename would be another file: -EBUSY for those.
+ */
+int vmm_job_commit_layer(Vmm *vm, unsigned position, unsigned top_depth, const char *backing_file,
+                         const char *job_id, char **err);
 int vmm_job_stream(Vmm *vm, unsigned position, const char *base, const char *job_id, char **err);
 /* -ENOENT when no such job exists (it may have finished). */
 int vmm_job_query(Vmm *vm, const char *job_id, VmmJobInfo *info, char **err);

@@ -41,6 +41,8 @@ typedef struct VmmOps {
     int (*destroy)(Vmm *vm, unsigned timeout_ms, char **err);
     int (*query_status)(Vmm *vm, VmmRunState *state, char **err);
     int (*suspend)(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque, char **err);
+    int (*save_state)(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque,
+                      char **err);
     int (*migrate)(Vmm *vm, const char *uri, const VmmMigrateOptions *opts,
                    VmmProgressFn progress, void *opaque, char **err);
     int (*wait_incoming)(Vmm *vm, unsigned timeout_ms, char **err);
@@ -60,6 +62,8 @@ typedef struct VmmOps {
     int (*snapshot_disks)(Vmm *vm, const VmmSnapshotDisk *disks, size_t n, char **err);
     int (*job_commit)(Vmm *vm, unsigned position, const char *top, const char *base,
                       const char *job_id, char **err);
+    int (*job_commit_layer)(Vmm *vm, unsigned position, unsigned top_depth,
+                            const char *backing_file, const char *job_id, char **err);
     int (*job_stream)(Vmm *vm, unsigned position, const char *base, const char *job_id,
                       char **err);
     int (*job_query)(Vmm *vm, const char *job_id, VmmJobInfo *info, char **err);

@@ -896,6 +896,37 @@ static int qemu_vm_suspend(Vmm *vm, const char *path, VmmProgressFn progress, vo
     return qemu_vm_destroy(vm, 10000, err);
 }
 
+static int qemu_vm_save_state(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque,
+                              char **err)
+{
+    int r = 0;
+    QmpMonitor *mon = qemu_vm_mon(vm, &r, err);
+    if (!mon)
+        return r;
+    VmmRunState st;
+    r = qmp_cmd_query_status(mon, &st, err);
+    if (r < 0)
+        return qemu_vm_fail(vm, r, err);
+    if (st != VMM_RUN_STATE_PAUSED)
+        return vmm_error(err, -EBUSY, "VM %s: its state can be saved only while it is paused "
+                         "(state %s)", vm->uuid, vmm_run_state_to_string(st));
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return vmm_error(err, -errno, "cannot create state image %s: %s", path,
+                         strerror(errno));
+    VmmMigrateOptions opts = {.max_bandwidth = (uint64_t)INT64_MAX / 2};
+    r = qemu_vm_migrate_to(vm, mon, "fd:hx-outgoing", fd, &opts, progress, opaque, err);
+    if (r == 0 && fsync(fd) < 0)
+        r = vmm_error(err, -errno, "cannot sync state image %s: %s", path, strerror(errno));
+    if (r < 0) {
+        unlink(path);
+        return r;
+    }
+    /* QEMU is now in "postmigrate" with its disks let go; cont takes them back. */
+    log_info("VM %s: state saved to %s", vm->uuid, path);
+    return 0;
+}
+
 static int qemu_vm_migrate(Vmm *vm, const char *uri, const VmmMigrateOptions *opts,
                            VmmProgressFn progress, void *opaque, char **err)
 {
@@ -1608,6 +1639,105 @@ static int qemu_vm_job_commit(Vmm *vm, unsigned position, const char *top, const
     return r < 0 ? qemu_vm_fail(vm, r, err) : 0;
 }
 
+/*
+ * The node of layer depth of a chain (QEMU names only the top layer in query-block, and
+ * gives the others as file names or json: descriptions): among the format nodes this
+ * layer named for the disk (disk<N>-fmt, disk<N>-snap<k>), the one with that many layers
+ * below it. Layers QEMU opened by itself (backing files of the image at start) have no
+ * such name: -ENODEV.
+ */
+static char *qemu_layer_node(Vmm *vm, QmpMonitor *mon, const VmmBlockInfo *bi, size_t depth,
+                             char **err)
+{
+    /* Not flat: each node's image then shows its backing chain as QEMU has it open. */
+    struct json_object *a = json_object_new_object(), *ret = NULL;
+    json_object_object_add(a, "flat", json_object_new_boolean(false));
+    int r = qmp_execute(mon, "query-named-block-nodes", a, 10000, &ret, err);
+    json_object_put(a);
+    if (r < 0)
+        return NULL;
+    char *found = NULL;
+    int matches = 0;
+    int64_t want = (int64_t)(bi->chain_len - 1 - depth);
+    char prefix[24];
+    snprintf(prefix, sizeof(prefix), "disk%u-", bi->position);
+    for (size_t i = 0; json_object_is_type(ret, json_type_array) &&
+                       i < json_object_array_length(ret); i++) {
+        struct json_object *e = json_object_array_get_idx(ret, i);
+        const char *name = qmp_cmd_get_str(e, "node-name");
+        const char *drv = qmp_cmd_get_str(e, "drv");
+        int64_t d = 0;
+        struct json_object *img = NULL, *below = NULL;
+        json_object_object_get_ex(e, "image", &img);
+        while (img && json_object_object_get_ex(img, "backing-image", &below) && d < 256) {
+            img = below;
+            d++;
+        }
+        if (!name || !drv || STREQ(drv, "file") || !STRPREFIX(name, prefix) || d != want)
+            continue;
+        matches++;
+        free(found);
+        found = xstrdup(name);
+    }
+    json_object_put(ret);
+    if (matches != 1) {
+        free(found);
+        vmm_error(err, -ENODEV, "VM %s: layer %zu of disk %u (%s) is not one block node (%d "
+                  "found)", vm->uuid, depth, bi->position, bi->chain[depth].filename, matches);
+        return NULL;
+    }
+    return found;
+}
+
+static int qemu_vm_job_commit_layer(Vmm *vm, unsigned position, unsigned top_depth,
+                                    const char *backing_file, const char *job_id, char **err)
+{
+    int r = 0;
+    QmpMonitor *mon = qemu_vm_mon(vm, &r, err);
+    if (!mon)
+        return r;
+    VmmBlockInfo *all, *bi;
+    size_t n;
+    if ((r = qemu_disk_chain(vm, mon, position, &all, &n, &bi, err)) < 0)
+        return r;
+    char *top = NULL, *base = NULL;
+    if ((size_t)top_depth + 1 >= bi->chain_len) {
+        r = vmm_error(err, -ENODEV, "VM %s: disk %u has no layer below layer %u", vm->uuid,
+                      position, top_depth);
+    } else if (!(top = top_depth ? qemu_layer_node(vm, mon, bi, top_depth, err)
+                                 : xstrdup(bi->chain[0].node_name)) ||
+               !(base = qemu_layer_node(vm, mon, bi, top_depth + 1, err))) {
+        r = -ENODEV;
+    }
+    unsigned p, k;
+    char tail;
+    if (r == 0 && sscanf(base, "disk%u-snap%u%c", &p, &k, &tail) != 2)
+        r = vmm_error(err, -EBUSY, "VM %s: layer %u of disk %u (%s) was not added by a "
+                      "snapshot: QEMU would reopen its file by name to write into it",
+                      vm->uuid, top_depth + 1, position, base);
+    if (r == 0) {
+        struct json_object *a = qemu_args1("job-id", job_id);
+        json_object_object_add(a, "device", json_object_new_string(bi->chain[0].node_name));
+        json_object_object_add(a, "base-node", json_object_new_string(base));
+        if (top_depth > 0) {
+            json_object_object_add(a, "top-node", json_object_new_string(top));
+            if (backing_file)
+                json_object_object_add(a, "backing-file", json_object_new_string(backing_file));
+        }
+        json_object_object_add(a, "auto-dismiss", json_object_new_boolean(false));
+        r = qmp_cmd_run_take(mon, "block-commit", a, 0, err);
+        if (r < 0)
+            r = qemu_vm_fail(vm, r, err);
+        else
+            log_info("VM %s: committing layer %u of disk %u (%s) into %s", vm->uuid, top_depth,
+                     position, top, base);
+    }
+    free(top);
+    free(base);
+    vmm_block_info_free(all, n);
+    return r;
+}
+
 static int qemu_vm_job_stream(Vmm *vm, unsigned position, const char *base, const char *job_id,
                               char **err)
 {
@@ -1703,6 +1833,7 @@ const VmmOps vmm_qemu_ops = {
     .destroy = qemu_vm_destroy,
     .query_status = qemu_vm_query_status,
     .suspend = qemu_vm_suspend,
+    .save_state = qemu_vm_save_state,
     .migrate = qemu_vm_migrate,
     .wait_incoming = qemu_vm_wait_incoming,
     .dump_core = qemu_vm_dump_core,
@@ -1719,6 +1850,7 @@ const VmmOps vmm_qemu_ops = {
     .query_disks = qemu_vm_query_disks,
     .snapshot_disks = qemu_vm_snapshot_disks,
     .job_commit = qemu_vm_job_commit,
+    .job_commit_layer = qemu_vm_job_commit_layer,
     .job_stream = qemu_vm_job_stream,
     .job_query = qemu_vm_job_query,
     .job_complete = qemu_vm_job_complete,

@@ -195,13 +195,17 @@ static int sim_start(Vmm *vm, char **err)
         _cleanup_free_ char *buf = NULL;
         ssize_t n = vmm_read_file(vm->cfg.incoming_path, 65536, false, &buf);
         const char *why;
-        img = n > 0 ? vmm_json_parse(buf, (size_t)n, 8, &why) : NULL;
+        /* A suspend VDI read back is padded with zeros; QEMU ignores what follows the
+         * stream, and so does the simulator. */
+        img = n > 0 ? vmm_json_parse(buf, strnlen(buf, (size_t)n), 8, &why) : NULL;
+        /* Any VM's image loads, as with QEMU: a copy of a suspended VM
+         * (an XVA import) resumes under its own UUID. */
         const char *owner = qmp_cmd_get_str(img, "hx-sim-suspend");
-        bool ok = owner && STREQ(owner, vm->uuid);
+        bool ok = owner && owner[0];
         json_object_put(img);
         if (!ok)
             return vmm_error(err, -EIO, "loading the suspend image %s failed: not a suspend "
-                             "image of VM %s", vm->cfg.incoming_path, vm->uuid);
+                             "image", vm->cfg.incoming_path);
     }
     if (vm->cfg.incoming != VMM_INCOMING_FILE) {
         _cleanup_free_ char *log = xasprintf("%s/console.log", vm->dir);
@@ -413,6 +417,26 @@ static int sim_suspend(Vmm *vm, const char *path, VmmProgressFn progress, void *
     }
     sim_event(vm, VMM_EVENT_SHUTDOWN, false, "host-qmp-quit");
     sim_exit(vm, 0, 0);
+    return 0;
+}
+
+static int sim_save_state(Vmm *vm, const char *path, VmmProgressFn progress, void *opaque,
+                          char **err)
+{
+    int r = sim_alive(vm, err);
+    if (r < 0)
+        return r;
+    VmmRunState st = vmm_last_state(vm);
+    if (st != VMM_RUN_STATE_PAUSED)
+        return vmm_error(err, -EBUSY, "VM %s: its state can be saved only while it is paused "
+                         "(state %s)", vm->uuid, vmm_run_state_to_string(st));
+    _cleanup_free_ char *img = xasprintf("{\"hx-sim-suspend\": \"%s\"}\n", vm->uuid);
+    r = vmm_write_file_atomic(path, img, strlen(img), 0600);
+    if (r < 0)
+        return vmm_error(err, r, "cannot create state image %s: %s", path, strerror(-r));
+    uint64_t total = vm->cfg.memory_mib * MiB;
+    if (progress)
+        progress(total, total, opaque);
     return 0;
 }
 
@@ -818,8 +842,9 @@ static void sim_job_apply(Vmm *vm, SimJob *job)
     sim_save_locked(vm);
 }
 
+/* layer >= 0: a commit of that layer of the chain (by place) into the one below. */
 static int sim_job_start(Vmm *vm, VmmJobType type, unsigned position, const char *top,
-                         const char *base, const char *job_id, char **err)
+                         const char *base, long layer, const char *job_id, char **err)
 {
     int r = sim_alive(vm, err);
     if (r < 0)
@@ -844,7 +869,16 @@ static int sim_job_start(Vmm *vm, VmmJobType type, unsigned position, const char
             for (ti = 0; ti < c->len && !STREQ(c->files[ti], top); ti++) {
             }
         }
-        if (type == VMM_JOB_STREAM) {
+        if (layer >= 0) {
+            ti = (size_t)layer;
+            bi = ti + 1;
+            if (bi >= c->len)
+                r = vmm_error(err, -ENODEV, "VM %s: disk %u has no layer below layer %ld",
+                              vm->uuid, position, layer);
+            else if (bi == c->len - 1)
+                r = vmm_error(err, -EBUSY, "VM %s: layer %zu of disk %u was not added by a "
+                              "snapshot", vm->uuid, bi, position);
+        } else if (type == VMM_JOB_STREAM) {
             ti = 0;
             bi = c->len;
             if (base)
@@ -856,13 +890,13 @@ static int sim_job_start(Vmm *vm, VmmJobType type, unsigned position, const char
                 for (bi = ti + 1; bi < c->len && !STREQ(c->files[bi], base); bi++) {
                 }
         }
-        if (ti >= c->len)
+        if (r == 0 && ti >= c->len)
             r = vmm_error(err, -ENOENT, "VM %s: %s is not in the chain of disk %u", vm->uuid,
                           top, position);
-        else if (type == VMM_JOB_COMMIT && bi >= c->len)
+        else if (r == 0 && type == VMM_JOB_COMMIT && bi >= c->len)
             r = vmm_error(err, base ? -ENOENT : -EINVAL, "VM %s: disk %u has no backing file "
                           "to commit into", vm->uuid, position);
-        else if (type == VMM_JOB_STREAM && base && bi >= c->len)
+        else if (r == 0 && type == VMM_JOB_STREAM && base && bi >= c->len)
             r = vmm_error(err, -ENOENT, "VM %s: %s is not a backing file of disk %u", vm->uuid,
                           base, position);
     }
@@ -891,13 +925,19 @@ static int sim_job_start(Vmm *vm, VmmJobType type, unsigned position, const char
 static int sim_job_commit(Vmm *vm, unsigned position, const char *top, const char *base,
                           const char *job_id, char **err)
 {
-    return sim_job_start(vm, VMM_JOB_COMMIT, position, top, base, job_id, err);
+    return sim_job_start(vm, VMM_JOB_COMMIT, position, top, base, -1, job_id, err);
+}
+
+static int sim_job_commit_layer(Vmm *vm, unsigned position, unsigned top_depth,
+                                const char *backing_file, const char *job_id, char **err)
+{
+    return sim_job_start(vm, VMM_JOB_COMMIT, position, NULL, NULL, (long)top_depth, job_id, err);
 }
 
 static int sim_job_stream(Vmm *vm, unsigned position, const char *base, const char *job_id,
                           char **err)
 {
-    return sim_job_start(vm, VMM_JOB_STREAM, position, NULL, base, job_id, err);
+    return sim_job_start(vm, VMM_JOB_STREAM, position, NULL, base, -1, job_id, err);
 }
 
 static int sim_job_query(Vmm *vm, const char *job_id, VmmJobInfo *info, char **err)
@@ -1031,6 +1071,7 @@ const VmmOps vmm_sim_ops = {
     .destroy = sim_destroy,
     .query_status = sim_query_status,
     .suspend = sim_suspend,
+    .save_state = sim_save_state,
     .migrate = sim_migrate,
     .wait_incoming = sim_wait_incoming,
     .dump_core = sim_dump_core,
@@ -1047,6 +1088,7 @@ const VmmOps vmm_sim_ops = {
     .query_disks = sim_query_disks,
     .snapshot_disks = sim_snapshot_disks,
     .job_commit = sim_job_commit,
+    .job_commit_layer = sim_job_commit_layer,
     .job_stream = sim_job_stream,
     .job_query = sim_job_query,
     .job_complete = sim_job_complete,

@@ -37,7 +37,8 @@ def free_port():
 class Daemon:
     """A hyperxed with its own state and run directories."""
 
-    def __init__(self, accel="tcg", extra_args=(), state_dir=None, env=None):
+    def __init__(self, accel="tcg", extra_args=(), state_dir=None, env=None, vmm=None,
+                 host_networking=False):
         self.tmp = tempfile.mkdtemp(prefix="hx-it-")
         self.state_dir = state_dir or os.path.join(self.tmp, "state")
         self.run_dir = os.path.join(self.tmp, "run")
@@ -48,6 +49,12 @@ class Daemon:
             f.write(PASSWORD + "\n")
         self.accel = accel
         self.extra_args = list(extra_args)
+        # VMs never touch the host's networking unless a test (in a network
+        # namespace of its own) asks for bridges, NAT and DHCP.
+        if not host_networking:
+            self.extra_args.append("--user-networking")
+        if vmm:
+            self.extra_args += ["--vmm", vmm]
         self.env = dict(os.environ, **(env or {}))
         self.start()
 
@@ -96,8 +103,25 @@ class Daemon:
         except OSError:
             return ""
 
+    def kill_leftovers(self):
+        """QEMU and dnsmasq outlive the daemon by design: stop the ones this
+        daemon started, so that no test leaves processes behind."""
+        import glob
+        for pidfile in (glob.glob(os.path.join(self.run_dir, "*", "qemu.pid")) +
+                        glob.glob(os.path.join(self.run_dir, "*.pid")) +
+                        glob.glob(os.path.join(self.run_dir, "*", "*.pid"))):
+            if pidfile.endswith("hyperxed.pid"):
+                continue
+            try:
+                with open(pidfile) as f:
+                    pid = int(f.read().strip())
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
     def cleanup(self):
         self.stop()
+        self.kill_leftovers()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):

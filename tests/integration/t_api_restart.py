@@ -54,7 +54,7 @@ def test_disk_full_keeps_committed_state():
         return
     mnt = os.path.join(D.tmp, "small")
     os.makedirs(mnt)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt], check=True)
     try:
         with Daemon(state_dir=os.path.join(mnt, "state")) as d:
             s, sess = d.login()

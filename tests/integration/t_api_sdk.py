@@ -77,7 +77,8 @@ def test_create_set_destroy():
     where = ok(s.VM.get_all_records_where(sess, 'field "name__label" = "renamed"'))
     assert list(where) == [vm]
     assert ok(s.VM.get_all_where(sess, 'field "power_state" = "Halted" and '
-                                       'not (field "is_control_domain" = "true")')) == [vm]
+                                       'not (field "is_control_domain" = "true") and '
+                                       'field "is_a_template" = "false"')) == [vm]
     ok(s.VM.destroy(sess, vm))
     fails(s.VM.get_record(sess, vm), "HANDLE_INVALID")
 

@@ -56,14 +56,14 @@ class Agent:
             if chunk:
                 self.buf += chunk
 
-    def read_line(self, timeout=10):
+    def read_line(self, timeout=120):
         deadline = time.monotonic() + timeout
         while b"\n" not in self.buf:
             self._fill(deadline)
         line, _, self.buf = self.buf.partition(b"\n")
         return line
 
-    def reply(self, timeout=10):
+    def reply(self, timeout=120):
         line = self.read_line(timeout)
         return json.loads(line)
 
@@ -86,7 +86,7 @@ class Agent:
             self.proc.stdin.close()
         except BrokenPipeError:
             pass
-        rc = self.proc.wait(timeout=10)
+        rc = self.proc.wait(timeout=60)
         self.stderr = self.proc.stderr.read().decode(errors="replace")
         self.proc.stdout.close()
         self.proc.stderr.close()
@@ -357,7 +357,9 @@ class AgentStdioTest(unittest.TestCase):
     def exec_wait(self, args):
         pid = self.a.ret("guest-exec", args)["pid"]
         self.assertTrue(is_int(pid))
-        for _ in range(500):
+        # Bounds against a hang, not a time limit: the machine may be busy.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
             st = self.a.ret("guest-exec-status", {"pid": pid})
             if st["exited"]:
                 # Reaped: asking again is an error.

@@ -1,0 +1,23 @@
+/*
+ * Small helpers of the hand-written xe command families: fields of cached
+ * records, refs from uuids, one-argument calls. Errors are printed.
+ */
+#ifndef HX_CLI_CLI_UTIL_H
+#define HX_CLI_CLI_UTIL_H
+
+#include "cli/cli.h"
+
+/* A string field of a record ("" if absent). */
+const char *cli_rec_str(const XsValue *rec, const char *field);
+bool cli_rec_bool(const XsValue *rec, const char *field);
+/* The ref of the object of cls ("VM", "SR", ...) with this uuid; prints the error. */
+char *cli_ref_by_uuid(Cli *cli, const char *cls, const char *uuid);
+/* [arg] as call parameters. */
+XsValue *cli_args1(const char *arg);
+/* method(session, arg); prints the error. */
+XsValue *cli_call1(Cli *cli, const char *method, const char *arg);
+/* Prints records of cls (refs) with the given columns ("a,b,c"), as xe's lists do. */
+void cli_print_records(Cli *cli, const XsClass *cls, char *const *refs, size_t n,
+                       const char *columns);
+
+#endif
