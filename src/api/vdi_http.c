@@ -6,16 +6,23 @@
  * auth, or local root), task_id, vdi (ref or uuid), format = raw, vhd,
  * vmdk or qcow2. The work is in ops/vdi_io.c; this file only speaks HTTP,
  * and memory stays constant whatever the size of the transfer.
+ *
+ * Local root on the unix socket may hand its open file over instead of its
+ * bytes (api/http_fd.h): the daemon then reads or writes the file
+ * itself and nothing crosses the socket.
  */
 #include <inttypes.h>
 #include <microhttpd.h>
-#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "api/http_call.h"
+#include "api/http_fd.h"
 #include "api/vdi_http.h"
 #include "ops/vdi.h"
 #include "ops/vdi_io.h"
@@ -81,6 +88,9 @@ typedef struct ImportState {
     char *vdi;
     bool created; /* the VDI was made for this upload (sr_id): destroyed on failure */
     XsError *err;
+    bool by_fd;   /* the client hands its file over (no body) */
+    char *format;
+    char peer[64];
 } ImportState;
 
 static void import_fail(HttpRequest *req, ImportState *st, unsigned status, XsError *err)
@@ -126,6 +136,28 @@ static bool import_on_data(HttpRequest *req, const char *data, size_t len)
         const char *cl = http_header(req, "Content-Length");
         int64_t length = cl ? strtoll(cl, NULL, 10) : -1;
         const char *v = http_query(req, "vdi");
+        if (http_fd_wanted(req)) {
+            /* The file comes after the switch: a VDI to fill, no body. */
+            if (!http_fd_allowed(req, &err) || length > 0) {
+                if (!err)
+                    xs_err_import_error(&err, "a request that hands a file over has no body");
+                import_fail(req, st, 403, err);
+                return false;
+            }
+            if (!v) {
+                xs_err_invalid_value(&err, "vdi", "");
+                import_fail(req, st, 404, err);
+                return false;
+            }
+            st->vdi = find_vdi(env, v, &err);
+            if (!st->vdi) {
+                import_fail(req, st, 404, err);
+                return false;
+            }
+            st->by_fd = true;
+            st->format = xstrdup(format ? format : "raw");
+            return true;
+        }
         if (v) {
             st->vdi = find_vdi(env, v, &err);
         } else {
@@ -156,8 +188,14 @@ static bool import_on_data(HttpRequest *req, const char *data, size_t len)
         }
         return true;
     }
-    if (!st->up)
+    if (!st->up) {
+        if (st->by_fd) {
+            xs_err_import_error(&st->err, "a request that hands a file over has no body");
+            import_fail(req, st, 400, st->err);
+            st->err = NULL;
+        }
         return false;
+    }
     if (!ops_vdi_upload_data(st->up, data, len)) {
         XsError *err = NULL;
         ops_vdi_upload_finish(st->up, &err);
@@ -170,10 +208,38 @@ static bool import_on_data(HttpRequest *req, const char *data, size_t len)
     return true;
 }
 
+static void import_state_free(void *ctx);
+
+/* After the switch: the import from the client's file. */
+static void import_fd_upgrade(void *ctx, int sock, const char *extra, size_t extra_len)
+{
+    ImportState *st = ctx;
+    XsError *err = NULL;
+    const char *why = NULL;
+    int fd = http_fd_receive(sock, extra_len, false, &why);
+    bool ok = false;
+    if (fd < 0)
+        xs_err_import_error(&err, why);
+    else
+        ok = ops_vdi_import_fd(&st->call.ctx, st->vdi, st->format, fd, &err);
+    if (fd >= 0)
+        close(fd);
+    XsValue *res = ok ? xv_string(st->vdi) : NULL;
+    api_http_call_end(&st->call, res, err);
+    st->call_open = false;
+    xv_free(res);
+    http_fd_answer(sock, err);
+    xs_error_free(err);
+}
+
 static void import_handle(HttpRequest *req, HttpReply *reply)
 {
     ImportState *st = req->state;
     XsError *err = NULL;
+    if (st && st->by_fd) {
+        http_fd_reply(req, reply, import_fd_upgrade, import_state_free, st, &st->call, st->peer);
+        return;
+    }
     if (!st || !st->up) {
         http_reply_error_page(reply, 500, "The import was not started.");
         return;
@@ -200,11 +266,9 @@ static void import_handle(HttpRequest *req, HttpReply *reply)
     xv_free(res);
 }
 
-static void import_cleanup(HttpRequest *req)
+static void import_state_free(void *ctx)
 {
-    ImportState *st = req->state;
-    if (!st)
-        return;
+    ImportState *st = ctx;
     if (st->up) {
         ops_vdi_upload_abort(st->up);
         st->up = NULL;
@@ -221,7 +285,15 @@ static void import_cleanup(HttpRequest *req)
         xs_error_free(err);
     }
     free(st->vdi);
+    free(st->format);
+    xs_error_free(st->err);
     free(st);
+}
+
+static void import_cleanup(HttpRequest *req)
+{
+    if (req->state)
+        import_state_free(req->state);
     req->state = NULL;
 }
 
@@ -229,8 +301,11 @@ static void import_cleanup(HttpRequest *req)
 
 typedef struct ExportState {
     ApiHttpCall call;
+    bool call_open;
     OpsVdiDownload *down;
     char *vdi;
+    char *format; /* by descriptor */
+    char peer[64];
 } ExportState;
 
 static ssize_t export_stream(void *ctx, uint64_t pos, char *buf, size_t max)
@@ -256,6 +331,43 @@ static void export_free(void *ctx)
     free(st);
 }
 
+/* After the switch: the export into the client's file. */
+static void export_fd_upgrade(void *ctx, int sock, const char *extra, size_t extra_len)
+{
+    ExportState *st = ctx;
+    XsError *err = NULL;
+    const char *why = NULL;
+    int fd = http_fd_receive(sock, extra_len, true, &why);
+    bool ok = false;
+    if (fd < 0)
+        xs_err_vdi_io_error(&err, why);
+    else
+        ok = ops_vdi_export_fd(&st->call.ctx, st->vdi, st->format, fd, &err);
+    if (fd >= 0)
+        close(fd);
+    XsValue *res = ok ? xv_string("") : NULL;
+    api_http_call_end(&st->call, res, err);
+    st->call_open = false;
+    xv_free(res);
+    http_fd_answer(sock, err);
+    xs_error_free(err);
+}
+
+static void export_state_free(void *ctx)
+{
+    ExportState *st = ctx;
+    if (st->call_open) {
+        /* The connection ended before the switch. */
+        XsError *err = NULL;
+        xs_err_vdi_io_error(&err, "the client left before handing its file over");
+        api_http_call_end(&st->call, NULL, err);
+        xs_error_free(err);
+    }
+    free(st->vdi);
+    free(st->format);
+    free(st);
+}
+
 static void export_handle(HttpRequest *req, HttpReply *reply)
 {
     ExportState *st = xnew0(ExportState, 1);
@@ -278,6 +390,14 @@ static void export_handle(HttpRequest *req, HttpReply *reply)
         status = 404;
     } else if (!(st->vdi = find_vdi(env, v, &err))) {
         status = 404;
+    } else if (http_fd_wanted(req)) {
+        if (http_fd_allowed(req, &err)) {
+            st->format = xstrdup(format);
+            st->call_open = true;
+            http_fd_reply(req, reply, export_fd_upgrade, export_state_free, st, &st->call, st->peer);
+            return;
+        }
+        status = 403;
     } else {
         const char *ch = http_query(req, "chunked");
         bool chunked = ch && (strcmp(ch, "true") == 0 || strcmp(ch, "1") == 0);

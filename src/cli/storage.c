@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli/cli.h"
@@ -525,21 +526,32 @@ static int transfer(Cli *cli, bool import)
     char *tid = url_escape(task);
     char *vid = url_escape(ref);
     char *fmt = url_escape(format ? format : "raw");
-    /* Only the file's data travels (XenServer's sparse "chunked" framing, which
-     * hyperxe also speaks for downloads). */
+    /* Local root on the unix socket hands the file itself to the daemon: no byte
+     * crosses the socket. Otherwise only the file's data travels (XenServer's
+     * sparse "chunked" framing, which hyperxe also speaks for downloads). */
+    struct stat st;
+    const char *stream = getenv("HYPERXE_XE_STREAM"); /* "1": the bytes travel anyway */
+    bool by_fd = !(stream && !strcmp(stream, "1")) && xc_transfer_can_pass_fd(cli->conn) &&
+                 strcmp(filename, "-") != 0 &&
+                 (stat(filename, &st) == 0 ? S_ISREG(st.st_mode) : !import);
     char *path = xasprintf("/%s?session_id=%s&task_id=%s&vdi=%s&format=%s%s",
                            import ? "import_raw_vdi" : "export_raw_vdi", sid, tid, vid, fmt,
-                           "&chunked=true");
+                           by_fd ? "" : "&chunked=true");
     free(sid);
     free(tid);
     free(vid);
     free(fmt);
     XferUi ui = {.cli = cli, .task = task};
     XcTransferResult res;
-    bool ok = import ? xc_http_put_file_sparse(cli->conn, path, filename, xfer_progress, &ui,
-                                               &res)
-                     : xc_http_get_file_sparse(cli->conn, path, filename, xfer_progress, &ui,
-                                               &res);
+    bool ok;
+    if (by_fd)
+        ok = import ? xc_fd_put_file(cli->conn, path, filename, xfer_progress, &ui, &res)
+                    : xc_fd_get_file(cli->conn, path, filename, xfer_progress, &ui, &res);
+    else
+        ok = import ? xc_http_put_file_sparse(cli->conn, path, filename, xfer_progress, &ui,
+                                              &res)
+                    : xc_http_get_file_sparse(cli->conn, path, filename, xfer_progress, &ui,
+                                              &res);
     free(path);
     if (ui.shown > 0)
         cli_progress(cli, 1.0, true);

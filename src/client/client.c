@@ -19,6 +19,7 @@ struct XcConn {
     CURL *curl;
     char *url;
     char *where;
+    char *unix_path; /* the server's unix socket, or NULL */
     char *session;
     struct curl_slist *headers;
     int64_t next_id;
@@ -43,6 +44,7 @@ XcConn *xc_new(const XcTarget *t)
     if (t->unix_path) {
         c->url = xstrdup("http://localhost/jsonrpc");
         c->where = xasprintf("unix:%s", t->unix_path);
+        c->unix_path = xstrdup(t->unix_path);
         curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, t->unix_path);
     } else {
         int port = t->port ? t->port : (t->tls ? 443 : 80);
@@ -76,6 +78,7 @@ void xc_free(XcConn *c)
     curl_slist_free_all(c->headers);
     free(c->url);
     free(c->where);
+    free(c->unix_path);
     free(c->session);
     free(c);
 }
@@ -83,6 +86,11 @@ void xc_free(XcConn *c)
 const char *xc_where(XcConn *c)
 {
     return c->where;
+}
+
+const char *xc_unix_path(XcConn *c)
+{
+    return c->unix_path;
 }
 
 const char *xc_session(XcConn *c)

@@ -44,5 +44,7 @@ XsValue *xc_callv(XcConn *c, XsError **errp, const char *method, ...);
 
 /* A description of where the connection goes, for error messages. */
 const char *xc_where(XcConn *c);
+/* The server's unix socket when the connection uses one, else NULL. */
+const char *xc_unix_path(XcConn *c);
 
 #endif

@@ -1,14 +1,17 @@
 /*
- * HTTP PUT and GET of files through libcurl for xe. See transfer.h.
+ * HTTP PUT and GET of files through libcurl for xe, and the hand-over of the
+ * file descriptor itself to a local server. See transfer.h.
  */
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "client/transfer.h"
@@ -526,4 +529,230 @@ bool xc_http_get_file_sparse(XcConn *c, const char *path_query, const char *file
                              XcTransferProgress progress, void *opaque, XcTransferResult *res)
 {
     return get_file(c, path_query, filename, true, progress, opaque, res);
+}
+
+/* ---- handing the file itself to a local server ---- */
+
+/* The protocol of the switch (HTTP/1.1 Upgrade) that hands a descriptor over. */
+#define FD_UPGRADE "hyperxe-fd"
+/* Bound on what we keep of a reply head or body. */
+#define FD_REPLY_MAX (64 * 1024)
+
+bool xc_transfer_can_pass_fd(XcConn *c)
+{
+    return xc_unix_path(c) != NULL && geteuid() == 0;
+}
+
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        close(s);
+        errno = e;
+        return -1;
+    }
+    return s;
+}
+
+static bool send_all(int s, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = send(s, p, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return false;
+        p += k;
+        n -= (size_t)k;
+    }
+    return true;
+}
+
+/* Reads the reply head into head (up to and without the blank line; what came
+ * after it stays in head past *head_len). Returns the status, 0 on failure. */
+static long read_reply_head(int s, StrBuf *head, size_t *head_len)
+{
+    char buf[4096];
+    for (;;) {
+        char *end = head->len ? strstr(head->buf, "\r\n\r\n") : NULL;
+        if (end) {
+            *head_len = (size_t)(end - head->buf);
+            long status = 0;
+            if (sscanf(head->buf, "HTTP/%*d.%*d %ld", &status) != 1)
+                return 0;
+            return status;
+        }
+        if (head->len > FD_REPLY_MAX)
+            return 0;
+        ssize_t k = recv(s, buf, sizeof(buf), 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return 0;
+        strbuf_add(head, buf, (size_t)k);
+    }
+}
+
+/* The value of header name in a reply head, or -1. */
+static long long head_number(const char *head, size_t len, const char *name)
+{
+    size_t nl = strlen(name);
+    for (const char *p = head; p && p < head + len;) {
+        const char *eol = memchr(p, '\n', (size_t)(head + len - p));
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':')
+            return strtoll(p + nl + 1, NULL, 10);
+        p = eol ? eol + 1 : NULL;
+    }
+    return -1;
+}
+
+static bool send_fd(int s, int fd)
+{
+    char byte = 'F';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cm;
+    memset(&cm, 0, sizeof(cm));
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                        .msg_controllen = sizeof(cm.buf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ssize_t k;
+    do
+        k = sendmsg(s, &mh, MSG_NOSIGNAL);
+    while (k < 0 && errno == EINTR);
+    return k == 1;
+}
+
+/* One transfer by descriptor: the request, the switch, the descriptor, then
+ * the outcome line while the server works (progress is polled meanwhile). */
+static bool fd_transfer(XcConn *c, const char *method, const char *path_query, int file_fd,
+                        XcTransferProgress progress, void *opaque, XcTransferResult *res)
+{
+    int s = connect_unix(xc_unix_path(c));
+    if (s < 0) {
+        res->error = xasprintf("cannot connect to %s: %s", xc_where(c), strerror(errno));
+        return false;
+    }
+    char *req = xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: xe-cli/hyperxe\r\n"
+                          "Upgrade: " FD_UPGRADE "\r\nConnection: Upgrade\r\n%s\r\n",
+                          method, path_query,
+                          strcmp(method, "PUT") == 0 ? "Content-Length: 0\r\n" : "");
+    bool sent = send_all(s, req, strlen(req));
+    free(req);
+    StrBuf in;
+    strbuf_init(&in, 0);
+    size_t head_len = 0;
+    long status = sent ? read_reply_head(s, &in, &head_len) : 0;
+    bool ok = false;
+    if (!status) {
+        res->error = xasprintf("no valid reply from %s", xc_where(c));
+    } else if (status != 101) {
+        /* Refused: the body says why (in XenAPI terms). */
+        res->http_status = status;
+        long long want = head_number(in.buf, head_len, "Content-Length");
+        size_t have = in.len - head_len - 4;
+        char buf[4096];
+        while ((want < 0 || (long long)have < want) && have < FD_REPLY_MAX) {
+            ssize_t k = recv(s, buf, sizeof(buf), 0);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                break;
+            strbuf_add(&in, buf, (size_t)k);
+            have += (size_t)k;
+        }
+        res->body = xstrndup(in.buf + head_len + 4, have);
+    } else if (in.len != head_len + 4 || !send_fd(s, file_fd)) {
+        res->error = xasprintf("cannot hand the file to %s: %s", xc_where(c),
+                               in.len != head_len + 4 ? "unexpected bytes" : strerror(errno));
+    } else {
+        /* The server works on the file; its outcome comes as one line. */
+        strbuf_reset(&in);
+        char buf[512];
+        for (;;) {
+            struct pollfd p = {.fd = s, .events = POLLIN};
+            int n = poll(&p, 1, 200);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n == 0) {
+                if (progress)
+                    progress(opaque, 0, 0);
+                continue;
+            }
+            ssize_t k = recv(s, buf, sizeof(buf), 0);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0 || in.len > FD_REPLY_MAX)
+                break;
+            strbuf_add(&in, buf, (size_t)k);
+        }
+        while (in.len && (in.buf[in.len - 1] == '\n' || in.buf[in.len - 1] == '\r'))
+            in.buf[--in.len] = '\0';
+        if (in.len >= 2 && strncmp(in.buf, "OK", 2) == 0) {
+            res->http_status = 200;
+            ok = true;
+        } else if (in.len) {
+            res->http_status = 500;
+            res->body = xstrdup(in.buf);
+        } else {
+            res->error = xasprintf("%s closed the connection before the end", xc_where(c));
+        }
+    }
+    strbuf_release(&in);
+    close(s);
+    return ok;
+}
+
+bool xc_fd_put_file(XcConn *c, const char *path_query, const char *filename,
+                    XcTransferProgress progress, void *opaque, XcTransferResult *res)
+{
+    memset(res, 0, sizeof(*res));
+    int fd = open(filename, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        res->error = xasprintf("cannot open %s: %s", filename, strerror(errno));
+        return false;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        res->error = xasprintf("%s is not a regular file", filename);
+        close(fd);
+        return false;
+    }
+    bool ok = fd_transfer(c, "PUT", path_query, fd, progress, opaque, res);
+    close(fd);
+    return ok;
+}
+
+bool xc_fd_get_file(XcConn *c, const char *path_query, const char *filename,
+                    XcTransferProgress progress, void *opaque, XcTransferResult *res)
+{
+    memset(res, 0, sizeof(*res));
+    int fd = open(filename, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        res->error = xasprintf("cannot create %s: %s", filename, strerror(errno));
+        return false;
+    }
+    bool ok = fd_transfer(c, "GET", path_query, fd, progress, opaque, res);
+    if (close(fd) != 0 && ok) {
+        res->error = xasprintf("cannot write %s: %s", filename, strerror(errno));
+        ok = false;
+    }
+    if (!ok)
+        unlink(filename);
+    return ok;
 }

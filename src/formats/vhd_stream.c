@@ -38,7 +38,8 @@ struct ImgVhdStream {
     uint64_t block_size, bitmap_size;
     uint8_t *buf;    /* the current block's data (bitmap applied) */
     uint8_t *bm;
-    int64_t loaded;  /* block in buf, -1 */
+    int64_t loaded;  /* last block read, -1 */
+    bool buf_valid;  /* buf holds it (not read straight into a caller's buffer) */
 };
 
 static int s_read(ImgVhdStream *s, uint64_t off, size_t len, void *buf, ImgError *err)
@@ -186,25 +187,33 @@ int img_vhd_stream_open(ImgSeqReadFn rd, void *opaque, uint64_t file_size, unsig
     return 0;
 }
 
-static int load_block(ImgVhdStream *s, uint64_t blk, ImgError *err)
+/* Reads block blk (bitmap applied) into dst: s->buf, or the caller's buffer
+ * when a read covers the whole block (one copy fewer). */
+static int load_block_into(ImgVhdStream *s, uint64_t blk, uint8_t *dst, ImgError *err)
 {
-    if ((int64_t)blk == s->loaded)
-        return 0;
-    if ((int64_t)blk < s->loaded)
+    if ((int64_t)blk < s->loaded || ((int64_t)blk == s->loaded && !s->buf_valid))
         return img_error_set(err, EINVAL, "VHD stream: block %llu asked for after block %lld",
                              (unsigned long long)blk, (long long)s->loaded);
     uint64_t at = (uint64_t)s->bat[blk] * 512;
     int r = s_read(s, at, (size_t)s->bitmap_size, s->bm, err);
     if (r == 0)
-        r = s_read(s, at + s->bitmap_size, (size_t)s->block_size, s->buf, err);
+        r = s_read(s, at + s->bitmap_size, (size_t)s->block_size, dst, err);
     if (r < 0)
         return r;
     uint64_t spb = s->block_size / 512;
     for (uint64_t i = 0; i < spb; i++)
         if (!(s->bm[i / 8] & (0x80 >> (i % 8))))
-            memset(s->buf + i * 512, 0, 512);
+            memset(dst + i * 512, 0, 512);
     s->loaded = (int64_t)blk;
+    s->buf_valid = dst == s->buf;
     return 0;
+}
+
+static int load_block(ImgVhdStream *s, uint64_t blk, ImgError *err)
+{
+    if ((int64_t)blk == s->loaded && s->buf_valid)
+        return 0;
+    return load_block_into(s, blk, s->buf, err);
 }
 
 static int src_read(void *opaque, uint64_t off, size_t len, void *buf, ImgError *err)
@@ -230,6 +239,10 @@ static int src_read(void *opaque, uint64_t off, size_t len, void *buf, ImgError 
         size_t n = (size_t)MIN((uint64_t)len, s->block_size - in);
         if (off >= s->size || blk >= s->entries || s->bat[blk] == VHD_BAT_UNUSED) {
             memset(p, 0, n);
+        } else if (in == 0 && n == s->block_size && (int64_t)blk > s->loaded) {
+            int r = load_block_into(s, blk, p, err);
+            if (r < 0)
+                return r;
         } else {
             int r = load_block(s, blk, err);
             if (r < 0)

@@ -39,11 +39,14 @@ typedef struct IoProgress {
     atomic_bool cancel;
     double base, span;
     struct timespec last;
+    const char *crash_point; /* reached once 4 MiB are done (crash tests) */
 } IoProgress;
 
 static void io_progress(void *opaque, uint64_t done, uint64_t total)
 {
     IoProgress *p = opaque;
+    if (p->crash_point && done >= 4 * MiB)
+        storage_crash_point(p->crash_point);
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     double dt = (double)(now.tv_sec - p->last.tv_sec) + (now.tv_nsec - p->last.tv_nsec) / 1e9;
@@ -1181,44 +1184,57 @@ void ops_vdi_upload_abort(OpsVdiUpload *u)
     upload_free(u);
 }
 
+/*
+ * Converts the image r (its top layer: an image that names a parent is a
+ * delta, applied onto t's current content) into t's tmp file. A delta is
+ * recorded at once (t's operation is then released: t->token is NULL);
+ * otherwise the caller commits the tmp file with target_commit().
+ */
+static bool import_reader(OpsCtx *ctx, Target *t, ImgReader *r, IoProgress *prog,
+                          XsError **errp)
+{
+    const char *pn = img_reader_parent_name(r);
+    bool delta = (pn && *pn) || strcmp(img_reader_subformat(r), "differencing") == 0;
+    if (delta)
+        return target_apply_delta(ctx, t, r, errp);
+    ImgSource s;
+    img_source_from_reader(&s, r, false);
+    if (s.virtual_size > t->size) {
+        char m[32];
+        snprintf(m, sizeof(m), "%" PRIu64, s.virtual_size);
+        xs_err_vdi_too_small(errp, t->vdi_ref, m);
+        return false;
+    }
+    PadSource ps = {&s, false};
+    ImgSource padded = {.virtual_size = t->size, .opaque = &ps, .read = pad_read,
+                        .block_status = pad_status};
+    return write_tmp(ctx, t->dir, t->uuid, &padded, prog, errp);
+}
+
+/* Opens the image in fd (its top layer alone: no other file of the host is
+ * ever opened) for an import. */
+static ImgReader *open_upload(int fd, ImgFormat fmt, XsError **errp)
+{
+    ImgError ie = {0};
+    ImgOpenOptions o = {.format = fmt, .flags = IMG_OPEN_NO_BACKING};
+    ImgReader *r = img_open_fd(fd, "the uploaded image", &o, &ie);
+    if (!r)
+        xs_err_import_error(errp, ie.msg[0] ? ie.msg : "the image cannot be read");
+    return r;
+}
+
 /* Converts the complete spool into the VDI (a delta when the image names a parent). */
 static bool convert_spool(OpsVdiUpload *u, XsError **errp)
 {
-    bool ok = false;
     if (ftruncate(u->spool_fd, (off_t)u->end) != 0) {
         ops_sr_io_error(errp, -errno, u->t.dir, "cannot spool the upload");
         return false;
     }
-    ImgError ie = {0};
-    /* The top layer alone: an image that names a parent is a delta applied onto
-     * the VDI's content (no other file of the host is ever opened). */
-    ImgOpenOptions o = {.format = u->fmt, .flags = IMG_OPEN_NO_BACKING};
-    ImgReader *r = img_open_fd(u->spool_fd, "the uploaded image", &o, &ie);
-    if (!r) {
-        xs_err_import_error(errp, ie.msg[0] ? ie.msg : "the image cannot be read");
+    ImgReader *r = open_upload(u->spool_fd, u->fmt, errp);
+    if (!r)
         return false;
-    }
-    const char *pn = img_reader_parent_name(r);
-    bool delta = (pn && *pn) || strcmp(img_reader_subformat(r), "differencing") == 0;
     io_progress_init(&u->prog, u->ctx, 0.5, 0.5);
-    if (delta) {
-        ok = target_apply_delta(u->ctx, &u->t, r, errp);
-        /* target_apply_delta records the result itself. */
-        img_reader_free(r);
-        return ok ? (u->t.token = NULL, true) : false;
-    }
-    ImgSource s;
-    img_source_from_reader(&s, r, false);
-    if (s.virtual_size > u->t.size) {
-        char m[32];
-        snprintf(m, sizeof(m), "%" PRIu64, s.virtual_size);
-        xs_err_vdi_too_small(errp, u->t.vdi_ref, m);
-    } else {
-        PadSource ps = {&s, false};
-        ImgSource padded = {.virtual_size = u->t.size, .opaque = &ps, .read = pad_read,
-                            .block_status = pad_status};
-        ok = write_tmp(u->ctx, u->t.dir, u->t.uuid, &padded, &u->prog, errp);
-    }
+    bool ok = import_reader(u->ctx, &u->t, r, &u->prog, errp);
     img_reader_free(r);
     return ok;
 }
@@ -1683,5 +1699,74 @@ bool ops_vdi_download_finish(OpsVdiDownload *d, XsError **errp)
     free(d->vdi_ref);
     free(d->in);
     free(d);
+    return ok;
+}
+
+/* ---- descriptors passed by a local client ------------------------------------------------------------ */
+
+bool ops_vdi_import_fd(OpsCtx *ctx, const char *vdi, const char *format, int fd, XsError **errp)
+{
+    ImgFormat fmt;
+    if (!format || !*format)
+        format = "raw";
+    if (!parse_format(format, &fmt, errp))
+        return false;
+    Target t;
+    if (!target_open(ctx, vdi, "update", &t, errp))
+        return false;
+    bool ok = false;
+    ImgReader *r = open_upload(fd, fmt, errp);
+    if (r && fmt == IMG_FORMAT_RAW && img_reader_virtual_size(r) > t.size) {
+        char m[32];
+        snprintf(m, sizeof(m), "%" PRIu64, img_reader_virtual_size(r));
+        xs_err_vdi_too_small(errp, vdi, m);
+    } else if (r && ops_sr_check_space(t.sr_ref, t.dir, chain_allocation(r), errp)) {
+        log_info("import into VDI %s from a local file (%s)", t.uuid, format);
+        IoProgress prog;
+        io_progress_init(&prog, ctx, 0, 1);
+        prog.crash_point = "import-streaming";
+        ok = import_reader(ctx, &t, r, &prog, errp);
+        /* A delta records itself (and releases the operation). */
+        if (ok && t.token)
+            ok = target_commit(ctx, &t, errp);
+        else if (!ok)
+            vdi_file_discard_tmp(t.dir, t.uuid);
+    }
+    img_reader_free(r);
+    target_release(ctx, &t);
+    return ok;
+}
+
+bool ops_vdi_export_fd(OpsCtx *ctx, const char *vdi, const char *format, int fd, XsError **errp)
+{
+    ImgFormat fmt;
+    if (!format || !*format)
+        format = "raw";
+    if (!parse_format(format, &fmt, errp))
+        return false;
+    char *token = NULL, *path = NULL;
+    ImgReader *r = NULL;
+    ImgWriteOptions wo;
+    bool ok = false;
+    if (export_open(ctx, vdi, fmt, &token, &path, &r, &wo, errp)) {
+        IoProgress prog;
+        io_progress_init(&prog, ctx, 0, 1);
+        ImgProgress ip = img_progress_of(&prog);
+        ImgError ie = {0};
+        /* The file's content is replaced: the image starts at its offset 0. */
+        int rc = lseek(fd, 0, SEEK_SET) < 0 || ftruncate(fd, 0) < 0 ? -errno : 0;
+        if (rc == 0)
+            rc = img_convert(r, fmt, &wo, fd, &ip, &ie);
+        if (rc == -ECANCELED && ctx->task)
+            xs_err_task_cancelled(errp, ctx->task);
+        else if (rc < 0)
+            xs_err_vdi_io_error(errp, ie.msg[0] ? ie.msg : strerror(-rc));
+        ok = rc == 0;
+    }
+    img_reader_free(r);
+    if (token)
+        ops_op_end(ctx, XS_CLASS_VDI, vdi, token);
+    free(token);
+    free(path);
     return ok;
 }

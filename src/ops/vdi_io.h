@@ -52,6 +52,17 @@ ssize_t ops_vdi_download_read(OpsVdiDownload *d, char *buf, size_t max);
  * *errp if the conversion failed or did not reach the end. */
 bool ops_vdi_download_finish(OpsVdiDownload *d, XsError **errp);
 
+/*
+ * The same transfers on a file descriptor a local client passed (the daemon
+ * reads or writes the client's file itself: nothing crosses a socket). The
+ * caller has checked that fd is a regular file open for reading (import) or
+ * writing (export). An import takes the whole file as the image (any format;
+ * one that names a parent is a delta); an export replaces the file's content
+ * with the image, leaving holes where it has zeros.
+ */
+bool ops_vdi_import_fd(OpsCtx *ctx, const char *vdi, const char *format, int fd, XsError **errp);
+bool ops_vdi_export_fd(OpsCtx *ctx, const char *vdi, const char *format, int fd, XsError **errp);
+
 /* Content-Type and file extension of an export format; NULL if unknown. */
 const char *ops_vdi_format_content_type(const char *format);
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hxtest import Daemon, run_tests  # noqa: E402
+from hxtest import PASSWORD, Daemon, run_tests  # noqa: E402
 
 D = None
 TMP = None
@@ -116,13 +116,20 @@ def cleanup_all():
 X = Y = None
 
 
+def tcp():
+    """xe over TCP: the file's bytes stream through HTTP (on the unix socket, xe as
+    root hands the file itself over)."""
+    return ["-s", "127.0.0.1", "-p", str(D.port), "--nossl", "-u", "root", "-pw", PASSWORD]
+
+
 def test_import_crashes():
-    for point in ("import-streaming", "import-written"):
-        u = fresh_vdi(X)
-        crash(point, "vdi-import", "uuid=" + u, "filename=" + Y)
-        check_invariants()
-        assert content(u) == sha_file(X), point
-        cleanup_all()
+    for via in ([], tcp()):
+        for point in ("import-streaming", "import-written"):
+            u = fresh_vdi(X)
+            crash(point, *via, "vdi-import", "uuid=" + u, "filename=" + Y)
+            check_invariants()
+            assert content(u) == sha_file(X), (point, via)
+            cleanup_all()
 
 
 def test_copy_crashes():
@@ -187,9 +194,10 @@ def test_disk_full():
         base = sorted(os.listdir(d))
         big = os.path.join(TMP, "big.raw")
         make_random(big, 32 * MiB, seed=3)
-        r = xe("vdi-import", "uuid=" + u, "filename=" + big, check=False)
-        assert r.returncode != 0 and "SR is full" in r.stderr, r.stderr
-        assert sorted(os.listdir(d)) == base
+        for via in ([], tcp()):
+            r = xe(*via, "vdi-import", "uuid=" + u, "filename=" + big, check=False)
+            assert r.returncode != 0 and "SR is full" in r.stderr, (via, r.stderr)
+            assert sorted(os.listdir(d)) == base
         # A copy of a VDI holding more data than the SR has room for.
         src = fresh_vdi(X)
         xe("vdi-resize", "uuid=" + src, "disk-size=64MiB")
@@ -207,9 +215,11 @@ def test_disk_full():
         subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o",
                         "subformat=streamOptimized", pattern, vmdk], check=True)
         assert os.path.getsize(vmdk) < 4 * MiB
-        r = xe("vdi-import", "uuid=" + u, "filename=" + vmdk, "format=vmdk", check=False)
-        assert r.returncode != 0 and "SR is full" in r.stderr, r.stderr
-        assert sorted(os.listdir(d)) == base
+        for via in ([], tcp()):
+            r = xe(*via, "vdi-import", "uuid=" + u, "filename=" + vmdk, "format=vmdk",
+                   check=False)
+            assert r.returncode != 0 and "SR is full" in r.stderr, (via, r.stderr)
+            assert sorted(os.listdir(d)) == base
         # Creating disks still works where there is room, and the SR is intact.
         assert xe_out("vdi-param-get", "uuid=" + u, "param-name=missing") == "false"
         xe("vdi-destroy", "uuid=" + u)

@@ -1,0 +1,129 @@
+/*
+ * The hand-over of a client's open file on the unix socket (HTTP/1.1
+ * Upgrade, then SCM_RIGHTS). See http_fd.h. No import or export here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/http_fd.h"
+#include "util/banned.h"
+
+/* How long the client has to send its descriptor after the switch. */
+#define FD_WAIT_MS 30000
+/* Descriptors received at once (only one is used; the others are closed). */
+#define FD_MAX_RECEIVED 8
+
+bool http_fd_wanted(HttpRequest *req)
+{
+    const char *u = http_header(req, "Upgrade");
+    return u && strcasecmp(u, HTTP_FD_UPGRADE) == 0;
+}
+
+bool http_fd_allowed(HttpRequest *req, XsError **errp)
+{
+    if (req->is_unix && req->peer_is_root)
+        return true;
+    xs_err_permission_denied(errp, "Only local root on the unix socket may hand a file over "
+                                   "(Upgrade: " HTTP_FD_UPGRADE "); send the file's content "
+                                   "instead.");
+    return false;
+}
+
+void http_fd_reply(HttpRequest *req, HttpReply *reply, HttpUpgradeFn fn, HttpStreamFree free_fn,
+                   void *ctx, ApiHttpCall *call, char peer[64])
+{
+    snprintf(peer, 64, "%s", req->peer);
+    call->peer.addr = peer;
+    req->state = NULL;
+    reply->status = 101;
+    http_reply_add_header(reply, "Upgrade", HTTP_FD_UPGRADE);
+    reply->upgrade = fn;
+    reply->upgrade_ctx = ctx;
+    reply->upgrade_free = free_fn;
+}
+
+int http_fd_receive(int sock, size_t extra_len, bool for_writing, const char **why)
+{
+    if (extra_len) {
+        *why = "the file descriptor must come alone";
+        return -1;
+    }
+    struct pollfd p = {.fd = sock, .events = POLLIN};
+    int n;
+    do
+        n = poll(&p, 1, FD_WAIT_MS);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        *why = "no file descriptor came";
+        return -1;
+    }
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    /* Room for a few, so that every descriptor a confused client sends is seen
+     * and closed (those that do not fit are never installed: MSG_CTRUNC). */
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(FD_MAX_RECEIVED * sizeof(int))];
+    } cm;
+    memset(&cm, 0, sizeof(cm));
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                        .msg_controllen = sizeof(cm.buf)};
+    ssize_t k;
+    do
+        k = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    while (k < 0 && errno == EINTR);
+    int fd = -1;
+    unsigned nfds = 0;
+    for (struct cmsghdr *c = k > 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (nfds++ == 0)
+                fd = got;
+            else
+                close(got);
+        }
+    }
+    if (k != 1 || nfds != 1 || (mh.msg_flags & MSG_CTRUNC)) {
+        if (fd >= 0)
+            close(fd);
+        *why = "expected one file descriptor";
+        return -1;
+    }
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+    int mode = fl & O_ACCMODE;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        *why = "the file descriptor is not a regular file";
+    } else if (fl < 0 || (fl & O_PATH)) {
+        *why = "the file descriptor cannot be used";
+    } else if (for_writing && (mode == O_RDONLY || (fl & O_APPEND))) {
+        *why = "the file descriptor is not open for writing (without O_APPEND)";
+    } else if (!for_writing && mode == O_WRONLY) {
+        *why = "the file descriptor is not open for reading";
+    } else {
+        return fd;
+    }
+    close(fd);
+    return -1;
+}
+
+void http_fd_answer(int sock, const XsError *err)
+{
+    char line[160];
+    if (err)
+        snprintf(line, sizeof(line), "ERROR %s\n", err->code);
+    else
+        snprintf(line, sizeof(line), "OK\n");
+    (void)!send(sock, line, strlen(line), MSG_NOSIGNAL);
+}
