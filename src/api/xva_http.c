@@ -16,14 +16,20 @@
  * a new one named in the task-id reply header) come from http_call.h. The
  * work is in ops/vm_export.c and ops/vm_import.c; this file only speaks
  * HTTP, and memory stays constant whatever the size of the transfer.
+ *
+ * Local root on the unix socket may hand its open file over instead of its
+ * bytes, on /export, /export_metadata, /import and /import_metadata
+ * (api/http_fd.h): the daemon then writes or reads the file itself.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "api/http_call.h"
+#include "api/http_fd.h"
 #include "api/xva_http.h"
 #include "ops/vm_xva.h"
 #include "util/log.h"
@@ -82,6 +88,50 @@ static void export_done(void *ctx)
     free(st);
 }
 
+/* An export into a file handed over. */
+typedef struct ExportFd {
+    ApiHttpCall call;
+    bool call_open;
+    char *vm;
+    OpsVmExportOptions o;
+    char peer[64];
+} ExportFd;
+
+static void export_fd_free(void *ctx)
+{
+    ExportFd *x = ctx;
+    if (x->call_open) {
+        /* The connection ended before the switch. */
+        XsError *err = NULL;
+        xs_err_client_error(&err, "the client left before handing its file over");
+        api_http_call_end(&x->call, NULL, err);
+        xs_error_free(err);
+    }
+    free(x->vm);
+    free(x);
+}
+
+static void export_fd_upgrade(void *ctx, int sock, const char *extra, size_t extra_len)
+{
+    ExportFd *x = ctx;
+    XsError *err = NULL;
+    const char *why = NULL;
+    int fd = http_fd_receive(sock, extra_len, true, &why);
+    bool ok = false;
+    if (fd < 0) {
+        xs_err_client_error(&err, why);
+    } else {
+        ok = ops_vm_export_fd(&x->call.ctx, x->vm, &x->o, fd, &err);
+        close(fd);
+    }
+    XsValue *res = ok ? xv_string("") : NULL;
+    api_http_call_end(&x->call, res, err);
+    x->call_open = false;
+    xv_free(res);
+    http_fd_answer(sock, err);
+    xs_error_free(err);
+}
+
 static void export_common(HttpRequest *req, HttpReply *reply, bool metadata)
 {
     ExportState *st = xnew0(ExportState, 1);
@@ -110,6 +160,25 @@ static void export_common(HttpRequest *req, HttpReply *reply, bool metadata)
             o.compression = XVA_COMPRESSION_GZIP;
         else if (c && !strcasecmp(c, "zstd"))
             o.compression = XVA_COMPRESSION_ZSTD;
+        if (http_fd_wanted(req)) {
+            if (!http_fd_allowed(req, &err)) {
+                api_http_error_reply(reply, 403, err);
+                api_http_call_end(&st->call, NULL, err);
+                xs_error_free(err);
+                free(vm);
+                free(st);
+                return;
+            }
+            ExportFd *x = xnew0(ExportFd, 1);
+            x->call = st->call;
+            x->call_open = true;
+            x->call.ctx.peer = &x->call.peer;
+            x->vm = vm;
+            x->o = o;
+            free(st);
+            http_fd_reply(req, reply, export_fd_upgrade, export_fd_free, x, &x->call, x->peer);
+            return;
+        }
         st->exp = ops_vm_export_begin(&st->call.ctx, vm, &o, &err);
         if (!st->exp && err && (xs_error_is(err, "VM_BAD_POWER_STATE") ||
                                 xs_error_is(err, "OTHER_OPERATION_IN_PROGRESS")))
@@ -152,6 +221,9 @@ typedef struct ImportState {
     OpsVmImport *imp;
     char *sr;
     char *network;
+    bool by_fd; /* the client hands its file over (no body) */
+    OpsVmImportOptions o;
+    char peer[64];
 } ImportState;
 
 static void import_fail(HttpRequest *req, ImportState *st, unsigned status, XsError *err)
@@ -237,6 +309,22 @@ static bool import_start(HttpRequest *req, OpsImportKind kind)
             g->network = net; /* NULL: the default network; "": no NIC */
         }
     }
+    if (http_fd_wanted(req)) {
+        /* The file comes after the switch: no body. */
+        if (!http_fd_allowed(req, &err)) {
+            import_fail(req, st, 403, err);
+            return false;
+        }
+        if (kind == OPS_IMPORT_IMAGE || length > 0 || (te && *te)) {
+            xs_err_import_error(&err, "a request that hands a file over has no body (and "
+                                      "/import_image takes none)");
+            import_fail(req, st, 400, err);
+            return false;
+        }
+        st->by_fd = true;
+        st->o = o;
+        return true;
+    }
     st->imp = ops_vm_import_begin(&st->call.ctx, &o, length, &err);
     if (!st->imp) {
         import_fail(req, st, 400, err);
@@ -285,9 +373,36 @@ static bool import_image_on_data(HttpRequest *req, const char *data, size_t len)
     return import_data(req, data, len);
 }
 
+static void import_state_free(void *ctx);
+
+/* After the switch: the import from the client's file. */
+static void import_fd_upgrade(void *ctx, int sock, const char *extra, size_t extra_len)
+{
+    ImportState *st = ctx;
+    XsError *err = NULL;
+    XsValue *res = NULL;
+    const char *why = NULL;
+    int fd = http_fd_receive(sock, extra_len, false, &why);
+    if (fd < 0) {
+        xs_err_import_error(&err, why);
+    } else {
+        ops_vm_import_fd(&st->call.ctx, &st->o, fd, &res, &err);
+        close(fd);
+    }
+    api_http_call_end(&st->call, res, err);
+    st->call_open = false;
+    xv_free(res);
+    http_fd_answer(sock, err);
+    xs_error_free(err);
+}
+
 static void import_handle(HttpRequest *req, HttpReply *reply)
 {
     ImportState *st = req->state;
+    if (st && st->by_fd && st->call_open) {
+        http_fd_reply(req, reply, import_fd_upgrade, import_state_free, st, &st->call, st->peer);
+        return;
+    }
     if (!st || !st->imp) {
         http_reply_error_page(reply, 500, "The import was not started.");
         return;
@@ -314,11 +429,9 @@ static void import_handle(HttpRequest *req, HttpReply *reply)
     xv_free(res);
 }
 
-static void import_cleanup(HttpRequest *req)
+static void import_state_free(void *ctx)
 {
-    ImportState *st = req->state;
-    if (!st)
-        return;
+    ImportState *st = ctx;
     if (st->imp) {
         ops_vm_import_abort(st->imp);
         st->imp = NULL;
@@ -335,6 +448,12 @@ static void import_cleanup(HttpRequest *req)
     free(st->sr);
     free(st->network);
     free(st);
+}
+
+static void import_cleanup(HttpRequest *req)
+{
+    if (req->state)
+        import_state_free(req->state);
     req->state = NULL;
 }
 

@@ -550,8 +550,10 @@ static void export_free(OpsVmExport *e)
     free(e);
 }
 
-OpsVmExport *ops_vm_export_begin(OpsCtx *ctx, const char *vm, const OpsVmExportOptions *o,
-                                 XsError **errp)
+/* An export with its plan made, the VM and its disks marked and opened:
+ * everything but where the stream goes. */
+static OpsVmExport *export_prepare(OpsCtx *ctx, const char *vm, const OpsVmExportOptions *o,
+                                   XsError **errp)
 {
     OpsVmExport *e = xnew0(OpsVmExport, 1);
     e->ctx = ctx;
@@ -603,6 +605,23 @@ OpsVmExport *ops_vm_export_begin(OpsCtx *ctx, const char *vm, const OpsVmExportO
     e->xo = (XvaExportOptions){.compression = o->compression, .keepalive_ms = 5000,
                                .progress = export_progress, .progress_ctx = e,
                                .cancel = &e->cancel};
+    return e;
+fail:
+    export_free(e);
+    return NULL;
+}
+
+static const char *compression_name(XvaCompression c)
+{
+    return c == XVA_COMPRESSION_ZSTD ? "zstd" : c == XVA_COMPRESSION_GZIP ? "gzip" : "uncompressed";
+}
+
+OpsVmExport *ops_vm_export_begin(OpsCtx *ctx, const char *vm, const OpsVmExportOptions *o,
+                                 XsError **errp)
+{
+    OpsVmExport *e = export_prepare(ctx, vm, o, errp);
+    if (!e)
+        return NULL;
     if (o->metadata_only) {
         /* A small tar served with its length, as xapi does. */
         e->mem_fd = memfd_create("ova", MFD_CLOEXEC);
@@ -636,14 +655,38 @@ OpsVmExport *ops_vm_export_begin(OpsCtx *ctx, const char *vm, const OpsVmExportO
     }
     e->thread_started = true;
     e->watch = ops_cancel_watch_start(ctx, &e->cancel);
-    log_info("exporting VM %s: %zu disk(s), %s", e->plan.vm_name, n,
-             o->compression == XVA_COMPRESSION_ZSTD   ? "zstd"
-             : o->compression == XVA_COMPRESSION_GZIP ? "gzip"
-                                                      : "uncompressed");
+    log_info("exporting VM %s: %zu disk(s), %s", e->plan.vm_name, e->plan.n_disks,
+             compression_name(o->compression));
     return e;
 fail:
     export_free(e);
     return NULL;
+}
+
+bool ops_vm_export_fd(OpsCtx *ctx, const char *vm, const OpsVmExportOptions *o, int fd,
+                      XsError **errp)
+{
+    OpsVmExport *e = export_prepare(ctx, vm, o, errp);
+    if (!e)
+        return false;
+    if (o->metadata_only)
+        release_marks(e);
+    /* The file's content is replaced: the XVA starts at its offset 0. */
+    if (lseek(fd, 0, SEEK_SET) < 0 || ftruncate(fd, 0) < 0) {
+        xs_err_client_error(errp, strerror(errno));
+        export_free(e);
+        return false;
+    }
+    log_info("exporting VM %s into a local file: %zu disk(s), %s", e->plan.vm_name,
+             e->plan.n_disks, compression_name(o->compression));
+    XvaExportOptions mo = {.compression = XVA_COMPRESSION_NONE};
+    e->watch = ops_cancel_watch_start(ctx, &e->cancel);
+    e->result = xva_export(fd, e->plan.ova.buf, e->plan.ova.len, e->disks, e->plan.n_disks,
+                           o->metadata_only ? &mo : &e->xo, &e->stats, &e->xerr);
+    e->at_end = true;
+    if (e->result < 0 && e->xerr.kind == XVA_ERROR_IO && e->xerr.code == -ENOSPC)
+        xs_err_client_error(errp, "no space left for the exported file");
+    return ops_vm_export_finish(e, errp);
 }
 
 int64_t ops_vm_export_size(const OpsVmExport *e)

@@ -636,3 +636,30 @@ void ops_vm_import_abort(OpsVmImport *u)
     log_info("import cut off after %" PRIu64 " bytes: nothing kept", u->received);
     upload_free(u);
 }
+
+/* ---- a file handed over by a local client --------------------------------------------------- */
+
+bool ops_vm_import_fd(OpsCtx *ctx, const OpsVmImportOptions *o, int fd, XsValue **result,
+                      XsError **errp)
+{
+    if (o->kind != OPS_IMPORT_XVA && o->kind != OPS_IMPORT_METADATA) {
+        xs_err_invalid_value(errp, "kind", "image");
+        return false;
+    }
+    if (lseek(fd, 0, SEEK_SET) < 0) {
+        xs_err_import_error(errp, strerror(errno));
+        return false;
+    }
+    Importer im;
+    vm_import_init(&im, ctx, o);
+    OpsCancelWatch *w = ops_cancel_watch_start(ctx, &im.cancel);
+    XvaInput in = {.fd = fd};
+    bool ok = run_stream(&im, &in, errp);
+    ops_cancel_watch_stop(w);
+    if (ok) {
+        *result = im.result;
+        im.result = NULL;
+    }
+    vm_import_release(&im);
+    return ok;
+}

@@ -69,6 +69,16 @@ bool ops_vm_export_finish(OpsVmExport *e, XsError **errp);
  * export; valid until finish). */
 const char *ops_vm_export_filename(const OpsVmExport *e);
 
+/*
+ * The same export written straight into fd, on the calling thread (no pipe,
+ * no copy): a regular file that a local client handed over, whose content
+ * is replaced. Returns when the file is complete (or the export failed, the
+ * file then holds what was written so far); marks, progress and
+ * cancellation as above.
+ */
+bool ops_vm_export_fd(OpsCtx *ctx, const char *vm, const OpsVmExportOptions *o, int fd,
+                      XsError **errp);
+
 /* The ova.xml of an export of vm, as bytes (tests, and metadata). */
 bool ops_vm_export_ova_xml(OpsCtx *ctx, const char *vm, const OpsVmExportOptions *o,
                            StrBuf *out, XsError **errp);
@@ -115,5 +125,13 @@ bool ops_vm_import_data(OpsVmImport *im, const void *data, size_t len);
 bool ops_vm_import_finish(OpsVmImport *im, XsValue **result, XsError **errp);
 /* The stream was cut off: undoes everything. Frees im. */
 void ops_vm_import_abort(OpsVmImport *im);
+
+/*
+ * The import of the XVA (or ova.xml tar) in fd, read from its start on the
+ * calling thread: a regular file that a local client handed over. o->kind
+ * is OPS_IMPORT_XVA or OPS_IMPORT_METADATA. As ops_vm_import_finish.
+ */
+bool ops_vm_import_fd(OpsCtx *ctx, const OpsVmImportOptions *o, int fd, XsValue **result,
+                      XsError **errp);
 
 #endif

@@ -15,6 +15,10 @@
   formats layer reads (tests/data/samples), and broken ones; URLs.
 - Bad input of every kind: a clear error, no VM, VDI or file left behind.
 - Cancellation of imports and exports.
+- Both paths of xe: as root on the unix socket xe hands the file itself to
+  the daemon (HTTP Upgrade "hyperxe-fd", then SCM_RIGHTS); with
+  HYPERXE_XE_STREAM=1 (t_xva_stream runs every test so) or over TCP the
+  bytes stream. The checks on handed-over descriptors.
 
 usage: t_xva.py            the tests above
        t_xva.py sr_full    the disk-full test (run inside `unshare -m` as root)
@@ -26,6 +30,7 @@ import io
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -903,6 +908,114 @@ def test_cancel_export():
     assert r.returncode != 0
 
 
+# ----------------------------------------------------------------------------- both paths
+
+STREAM = {"HYPERXE_XE_STREAM": "1"}
+
+
+def fd_request(method, query, fds):
+    """An Upgrade request on the unix socket, then fds with one byte; returns
+    (status, the outcome line or the reply)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(os.path.join(D.run_dir, "hyperxed.sock"))
+    s.settimeout(120)
+    extra = "Content-Length: 0\r\n" if method == "PUT" else ""
+    s.sendall(("%s %s HTTP/1.1\r\nHost: localhost\r\nUpgrade: hyperxe-fd\r\n"
+               "Connection: Upgrade\r\n%s\r\n" % (method, query, extra)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = s.recv(4096)
+        if not b:
+            break
+        head += b
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    if status != 101:
+        s.close()
+        return status, head.decode("utf-8", "replace")
+    socket.send_fds(s, [b"F"], fds)
+    line = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        line += b
+    s.close()
+    return status, line.decode().strip()
+
+
+def daemon_log():
+    with open(os.path.join(D.state_dir, "log")) as f:
+        return f.read()
+
+
+def test_both_paths():
+    vm = ENV["rt_vm"]
+    vm_uuid = ok(S.VM.get_uuid(SESS, vm))
+    raw0, raw1 = ENV["rt_raw"]
+    for name, env in (("fd", {"HYPERXE_XE_STREAM": "0"}), ("stream", STREAM)):
+        for comp in ("false", "zstd"):
+            x = p("both-%s-%s.xva" % (name, comp))
+            mark = len(daemon_log())
+            r = D.xe("vm-export", "vm=" + vm_uuid, "filename=" + x, "compress=" + comp,
+                     env=env)
+            assert "Export succeeded" in r.stdout, r.stdout
+            log = daemon_log()[mark:]
+            assert ("into a local file" in log) == (name == "fd"), (name, log)
+            doc, _ = check_ova(x, vm_uuid)
+            src = {}
+            for o in doc["objects"]:
+                if o["class"] == "VDI" and o["snapshot"]["name_label"] in ("rt-disk0", "rt-disk1"):
+                    src[o["id"]] = raw0 if o["snapshot"]["name_label"] == "rt-disk0" else raw1
+            xva_check.check(x, src)
+            # ... and back in, on the same path.
+            (new,) = new_uuids(D.xe("vm-import", "filename=" + x, env=env).stdout)
+            vbds, _ = devices(vm_ref(new))
+            assert same_disk(raw0, vbds["0"][1]) and same_disk(raw1, vbds["1"][1]), (name, comp)
+            ok(S.VM.destroy(SESS, vm_ref(new)))
+            for u in ("0", "1"):
+                ok(S.VDI.destroy(SESS, vbds[u][1]))
+    # Exporting over an existing, longer file replaces its content.
+    x = p("both-over.xva")
+    write(x, b"\xff" * (64 * MiB))
+    D.xe("vm-export", "vm=" + vm_uuid, "filename=" + x, env={"HYPERXE_XE_STREAM": "0"})
+    check_ova(x, vm_uuid)
+    assert os.path.getsize(x) < 64 * MiB
+    # A special file cannot be handed over: xe sends the bytes.
+    xe("vm-export", "vm=" + vm_uuid, "filename=/dev/null")
+    # Bad files on the fd path: a clear error, nothing left behind.
+    before = state()
+    bad = write(p("both-bad.xva"), b"ova.xml".ljust(512, b"\0") + b"garbage" * 1000)
+    xe_fails("vm-import", "filename=" + bad)
+    nothing_left(before, "a bad file handed over")
+    # The descriptor checks: an export into a read-only descriptor, an import from a
+    # pipe; the VM stays free and the tasks say why.
+    q = "session_id=%s&uuid=%s" % (SESS, vm_uuid)
+    ro = os.open(x, os.O_RDONLY)
+    task = ok(S.task.create(SESS, "Export of VM", ""))
+    st, line = fd_request("GET", "/export?%s&task_id=%s" % (q, task), [ro])
+    os.close(ro)
+    assert st == 101 and line.startswith("ERROR "), (st, line)
+    assert "not open for writing" in " ".join(ok(S.task.get_error_info(SESS, task)))
+    assert "export" in ok(S.VM.get_allowed_operations(SESS, vm))
+    rp, wp = os.pipe()
+    os.close(wp)
+    task = ok(S.task.create(SESS, "VM import", ""))
+    st, line = fd_request("PUT", "/import?session_id=%s&task_id=%s" % (SESS, task), [rp])
+    os.close(rp)
+    assert st == 101 and line.startswith("ERROR "), (st, line)
+    assert "not a regular file" in " ".join(ok(S.task.get_error_info(SESS, task)))
+    # Over TCP the switch is refused (the bytes must travel).
+    for method, path in (("GET", "/export?" + q), ("PUT", "/import?session_id=" + SESS)):
+        c = http.client.HTTPConnection("127.0.0.1", D.port, timeout=60)
+        c.request(method, path, headers={"Upgrade": "hyperxe-fd", "Connection": "Upgrade",
+                                         "Content-Length": "0"})
+        resp = c.getresponse()
+        body = resp.read().decode()
+        c.close()
+        assert resp.status == 403 and "PERMISSION_DENIED" in body, (method, resp.status, body)
+    nothing_left(before, "refused hand-overs")
+
+
 # ----------------------------------------------------------------------------- disk full
 
 def sr_full():
@@ -956,7 +1069,7 @@ def main():
             D = d
             setup()
             run_tests([test_round_trip, test_templates_metadata_and_http, test_snapshots,
-                       test_power_states,
+                       test_power_states, test_both_paths,
                        test_xenserver_files,
                        test_version1, test_disk_images, test_urls, test_bad_input,
                        test_cancel_import, test_cancel_export])
