@@ -1753,8 +1753,14 @@ bool ops_vdi_export_fd(OpsCtx *ctx, const char *vdi, const char *format, int fd,
         io_progress_init(&prog, ctx, 0, 1);
         ImgProgress ip = img_progress_of(&prog);
         ImgError ie = {0};
-        /* The file's content is replaced: the image starts at its offset 0. */
-        int rc = lseek(fd, 0, SEEK_SET) < 0 || ftruncate(fd, 0) < 0 ? -errno : 0;
+        /* The file's content is replaced: the image starts at its offset 0. An
+         * empty file is not truncated: on ext4 that would make its last close
+         * write the whole file out (auto_da_alloc), a second per few GiB. */
+        struct stat fst;
+        int rc = lseek(fd, 0, SEEK_SET) < 0 || fstat(fd, &fst) < 0 ||
+                         (fst.st_size > 0 && ftruncate(fd, 0) < 0)
+                     ? -errno
+                     : 0;
         if (rc == 0)
             rc = img_convert(r, fmt, &wo, fd, &ip, &ie);
         if (rc == -ECANCELED && ctx->task)

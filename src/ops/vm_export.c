@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -671,8 +672,12 @@ bool ops_vm_export_fd(OpsCtx *ctx, const char *vm, const OpsVmExportOptions *o, 
         return false;
     if (o->metadata_only)
         release_marks(e);
-    /* The file's content is replaced: the XVA starts at its offset 0. */
-    if (lseek(fd, 0, SEEK_SET) < 0 || ftruncate(fd, 0) < 0) {
+    /* The file's content is replaced: the XVA starts at its offset 0. An empty
+     * file is not truncated: on ext4 that would make its last close write the
+     * whole file out (auto_da_alloc), a second per few GiB. */
+    struct stat fst;
+    if (lseek(fd, 0, SEEK_SET) < 0 || fstat(fd, &fst) < 0 ||
+        (fst.st_size > 0 && ftruncate(fd, 0) < 0)) {
         xs_err_client_error(errp, strerror(errno));
         export_free(e);
         return false;
