@@ -138,13 +138,15 @@ int vdi_file_info(const char *path, VdiFileInfo *info, char **err);
 int vdi_file_create_tmp(const char *dir, const char *uuid, uint64_t size, const char *parent_uuid,
                         char **err);
 /* Renames the tmp file to the final name and fsyncs dir (the data itself is
- * not flushed: the durability of the database, see vdi_file.c). */
+ * not flushed: the durability of the database, see vdi_file.c). An old
+ * final file goes through the trash name, and is then unlinked. */
 int vdi_file_publish(const char *dir, const char *uuid, char **err);
 /* Removes whatever tmp file exists for uuid. */
 void vdi_file_discard_tmp(const char *dir, const char *uuid);
 /* Moves the final file to the trash name (before the record goes). */
 int vdi_file_trash(const char *dir, const char *uuid, char **err);
-/* Puts a trashed file back (the record could not be removed). */
+/* Puts a trashed file back (the record could not be removed); if a final
+ * file exists meanwhile, the trashed one is removed instead. */
 int vdi_file_untrash(const char *dir, const char *uuid, char **err);
 /* Unlinks the trash file. */
 void vdi_file_purge(const char *dir, const char *uuid);

@@ -183,11 +183,27 @@ int vdi_file_publish(const char *dir, const char *uuid, char **err)
 {
     _cleanup_free_ char *tmp = vdi_file_path(dir, uuid, VDI_NAME_TMP);
     _cleanup_free_ char *fin = vdi_file_path(dir, uuid, VDI_NAME_FINAL);
+    _cleanup_free_ char *tr = vdi_file_path(dir, uuid, VDI_NAME_TRASH);
     /* No fsync of the data: the same durability as the database (SQLite WAL,
      * synchronous=NORMAL): nothing is lost when the process dies; a power
-     * failure may lose the last seconds, and the next start reconciles. */
-    if (rename(tmp, fin) != 0)
-        return set_err(err, errno, "cannot rename %s to %s: %s", tmp, fin, strerror(errno));
+     * failure may lose the last seconds, and the next start reconciles.
+     * A file renamed over another is written out at once by ext4
+     * (auto_da_alloc: about a second per few GiB of new data), so an old
+     * final file first moves to the trash name and is unlinked after. A
+     * crash in between leaves names the reconciliation repairs: a trash file
+     * is put back only where no final file is, and a tmp file is published
+     * where the record expects it. */
+    bool trashed = access(fin, F_OK) == 0 && rename(fin, tr) == 0;
+    if (trashed)
+        storage_crash_point("publish-trashed");
+    if (rename(tmp, fin) != 0) {
+        int e = errno;
+        if (trashed)
+            (void)rename(tr, fin);
+        return set_err(err, e, "cannot rename %s to %s: %s", tmp, fin, strerror(e));
+    }
+    if (trashed)
+        unlink(tr);
     fsync_path(dir);
     return 0;
 }
@@ -214,6 +230,11 @@ int vdi_file_untrash(const char *dir, const char *uuid, char **err)
 {
     _cleanup_free_ char *fin = vdi_file_path(dir, uuid, VDI_NAME_FINAL);
     _cleanup_free_ char *tr = vdi_file_path(dir, uuid, VDI_NAME_TRASH);
+    if (access(fin, F_OK) == 0) {
+        /* A newer file took the name meanwhile (a publish cut short). */
+        unlink(tr);
+        return 0;
+    }
     if (rename(tr, fin) != 0 && errno != ENOENT)
         return set_err(err, errno, "cannot restore %s: %s", fin, strerror(errno));
     return 0;

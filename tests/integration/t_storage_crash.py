@@ -130,6 +130,15 @@ def test_import_crashes():
             check_invariants()
             assert content(u) == sha_file(X), (point, via)
             cleanup_all()
+    # Between the two renames of a publish over an existing file (the old file
+    # under the trash name, the new one still under its tmp name): the record is
+    # committed, either content is whole.
+    for via in ([], tcp()):
+        u = fresh_vdi(X)
+        crash("publish-trashed", *via, "vdi-import", "uuid=" + u, "filename=" + Y)
+        check_invariants()
+        assert content(u) in (sha_file(X), sha_file(Y)), via
+        cleanup_all()
 
 
 def test_copy_crashes():
