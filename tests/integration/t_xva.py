@@ -1047,6 +1047,21 @@ def sr_full():
                                   "sr-uuid=" + sr).stdout)
             vdi = devices(vm_ref(new))[0]["0"][1]
             assert ok(S.VDI.get_SR(SESS, vdi)) == srref
+            # An export into a file system too small for it, on both paths of xe:
+            # an error, no file left, the VM free again.
+            out_dir = p("small-out")
+            os.makedirs(out_dir)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", out_dir], check=True)
+            try:
+                (big,) = new_uuids(xe("vm-import", "filename=" + x).stdout)
+                for env in ({"HYPERXE_XE_STREAM": "0"}, {"HYPERXE_XE_STREAM": "1"}):
+                    out = os.path.join(out_dir, "big.xva")
+                    r = D.xe("vm-export", "vm=" + big, "filename=" + out, check=False, env=env)
+                    assert r.returncode != 0, (env, r.stdout)
+                    assert not os.listdir(out_dir), (env, os.listdir(out_dir))
+                    assert "export" in ok(S.VM.get_allowed_operations(SESS, vm_ref(big))), env
+            finally:
+                subprocess.run(["umount", "-l", out_dir])
         print("1..1\nok 1 - SR_FULL and nothing left behind")
         return 0
     except Exception:
