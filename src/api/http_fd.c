@@ -5,7 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -13,6 +16,8 @@
 #include <unistd.h>
 
 #include "api/http_fd.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 #include "util/banned.h"
 
 /* How long the client has to send its descriptor after the switch. */
@@ -126,4 +131,63 @@ void http_fd_answer(int sock, const XsError *err)
     else
         snprintf(line, sizeof(line), "OK\n");
     (void)!send(sock, line, strlen(line), MSG_NOSIGNAL);
+}
+
+/* ---- the client going away ---- */
+
+struct HttpFdWatch {
+    int sock;
+    ApiHttpCall *call;
+    pthread_t thread;
+    atomic_bool stop;
+};
+
+static void *watch_thread(void *arg)
+{
+    HttpFdWatch *w = arg;
+    while (!atomic_load(&w->stop)) {
+        struct pollfd p = {.fd = w->sock, .events = POLLIN | POLLRDHUP};
+        int n = poll(&p, 1, 200);
+        if (n <= 0)
+            continue;
+        /* The client sends nothing more: anything but silence is its end. */
+        char c;
+        ssize_t k = recv(w->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (k > 0 && !(p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            (void)!recv(w->sock, &c, 1, MSG_DONTWAIT); /* drop the stray byte */
+            continue;
+        }
+        if (k < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (w->call->task) {
+            log_info("the client of task %s went away: cancelling it", w->call->task);
+            XsError *err = NULL;
+            api_task_cancel(&w->call->ctx, w->call->task, &err);
+            xs_error_free(err);
+        }
+        break;
+    }
+    return NULL;
+}
+
+HttpFdWatch *http_fd_watch_start(int sock, ApiHttpCall *call)
+{
+    HttpFdWatch *w = xnew0(HttpFdWatch, 1);
+    w->sock = sock;
+    w->call = call;
+    atomic_init(&w->stop, false);
+    if (pthread_create(&w->thread, NULL, watch_thread, w) != 0) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void http_fd_watch_stop(HttpFdWatch *w)
+{
+    if (!w)
+        return;
+    atomic_store(&w->stop, true);
+    pthread_join(w->thread, NULL);
+    free(w);
 }

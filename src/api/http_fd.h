@@ -45,4 +45,14 @@ int http_fd_receive(int sock, size_t extra_len, bool for_writing, const char **w
 /* In fn, at the end: the outcome line for the client. */
 void http_fd_answer(int sock, const XsError *err);
 
+/*
+ * In fn, around the work: a thread that watches sock and cancels call's task
+ * if the client goes away meanwhile (xe interrupted), so that the work stops
+ * and leaves nothing behind, as when a streamed transfer is cut off.
+ */
+typedef struct HttpFdWatch HttpFdWatch;
+HttpFdWatch *http_fd_watch_start(int sock, ApiHttpCall *call);
+/* Stops and frees the watch (accepts NULL). */
+void http_fd_watch_stop(HttpFdWatch *w);
+
 #endif

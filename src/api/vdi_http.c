@@ -218,12 +218,14 @@ static void import_fd_upgrade(void *ctx, int sock, const char *extra, size_t ext
     const char *why = NULL;
     int fd = http_fd_receive(sock, extra_len, false, &why);
     bool ok = false;
-    if (fd < 0)
+    if (fd < 0) {
         xs_err_import_error(&err, why);
-    else
+    } else {
+        HttpFdWatch *watch = http_fd_watch_start(sock, &st->call);
         ok = ops_vdi_import_fd(&st->call.ctx, st->vdi, st->format, fd, &err);
-    if (fd >= 0)
+        http_fd_watch_stop(watch);
         close(fd);
+    }
     XsValue *res = ok ? xv_string(st->vdi) : NULL;
     api_http_call_end(&st->call, res, err);
     st->call_open = false;
@@ -339,12 +341,14 @@ static void export_fd_upgrade(void *ctx, int sock, const char *extra, size_t ext
     const char *why = NULL;
     int fd = http_fd_receive(sock, extra_len, true, &why);
     bool ok = false;
-    if (fd < 0)
+    if (fd < 0) {
         xs_err_vdi_io_error(&err, why);
-    else
+    } else {
+        HttpFdWatch *watch = http_fd_watch_start(sock, &st->call);
         ok = ops_vdi_export_fd(&st->call.ctx, st->vdi, st->format, fd, &err);
-    if (fd >= 0)
+        http_fd_watch_stop(watch);
         close(fd);
+    }
     XsValue *res = ok ? xv_string("") : NULL;
     api_http_call_end(&st->call, res, err);
     st->call_open = false;

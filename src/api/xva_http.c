@@ -121,7 +121,9 @@ static void export_fd_upgrade(void *ctx, int sock, const char *extra, size_t ext
     if (fd < 0) {
         xs_err_client_error(&err, why);
     } else {
+        HttpFdWatch *watch = http_fd_watch_start(sock, &x->call);
         ok = ops_vm_export_fd(&x->call.ctx, x->vm, &x->o, fd, &err);
+        http_fd_watch_stop(watch);
         close(fd);
     }
     XsValue *res = ok ? xv_string("") : NULL;
@@ -386,7 +388,9 @@ static void import_fd_upgrade(void *ctx, int sock, const char *extra, size_t ext
     if (fd < 0) {
         xs_err_import_error(&err, why);
     } else {
+        HttpFdWatch *watch = http_fd_watch_start(sock, &st->call);
         ops_vm_import_fd(&st->call.ctx, &st->o, fd, &res, &err);
+        http_fd_watch_stop(watch);
         close(fd);
     }
     api_http_call_end(&st->call, res, err);
