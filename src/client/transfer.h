@@ -44,11 +44,13 @@ bool xc_http_get_file_sparse(XcConn *c, const char *path_query, const char *file
  * the server instead of its bytes (HTTP/1.1 Upgrade "hyperxe-fd", then the
  * descriptor as SCM_RIGHTS): the server reads or writes the file directly,
  * so no byte of it crosses the socket. xc_transfer_can_pass_fd() tells
- * whether the connection allows it. The put reads filename as the image; the
- * get creates or truncates filename (a regular file, not "-") and the server
- * writes the image into it, sparse. path_query as for the functions above
- * (without chunked=). progress is called with total 0 about five times a
- * second while the server works (the task knows how far it is).
+ * whether the connection allows it. The put hands filename over for the
+ * server to read (an image, an XVA); the get creates or truncates filename
+ * (a regular file, not "-") and the server writes into it (images sparse).
+ * path_query as for the functions above (without chunked=). progress is
+ * called with total 0 about five times a second while the server works (the
+ * task knows how far it is); if the client goes away, the server cancels
+ * the task.
  */
 bool xc_transfer_can_pass_fd(XcConn *c);
 bool xc_fd_put_file(XcConn *c, const char *path_query, const char *filename,

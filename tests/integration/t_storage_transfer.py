@@ -1,7 +1,7 @@
 """VDI transfers on each of their paths, with qemu-img as the oracle: xe on
 the unix socket as root (the file itself is handed to the daemon, SCM_RIGHTS
-after an HTTP Upgrade), xe over TCP (the bytes stream, in XenServer's sparse
-framing) and plain HTTP bodies; what crosses the wire (only data, in order);
+after an HTTP Upgrade), xe over TCP and TLS (the bytes stream, in XenServer's
+sparse framing) and plain HTTP bodies; what crosses the wire (only data, in order);
 the checks on handed-over descriptors (regular files, the right access mode,
 local root only); and exports cut off halfway (nothing stays busy).
 """
@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -40,11 +41,16 @@ def tcp():
     return ["-s", "127.0.0.1", "-p", str(D.port), "--nossl", "-u", "root", "-pw", PASSWORD]
 
 
-VIAS = (("unix", []), ("tcp", None))
+def tls():
+    """xe over TLS: the bytes travel, encrypted."""
+    return ["-s", "127.0.0.1", "-p", str(D.tls_port), "-u", "root", "-pw", PASSWORD]
+
+
+VIAS = (("unix", []), ("tcp", None), ("tls", "tls"))
 
 
 def via_args(v):
-    return tcp() if v is None else v
+    return tcp() if v is None else tls() if v == "tls" else v
 
 
 def local_sr():
@@ -377,6 +383,15 @@ def test_descriptor_checks():
 
     # Only local root on the unix socket: over TCP the switch is refused ...
     c = http.client.HTTPConnection("127.0.0.1", D.port, timeout=60)
+    c.request("GET", "/export_raw_vdi?" + q, headers={"Upgrade": "hyperxe-fd",
+                                                      "Connection": "Upgrade"})
+    resp = c.getresponse()
+    body = resp.read().decode()
+    c.close()
+    assert resp.status == 403 and "PERMISSION_DENIED" in body, (resp.status, body)
+    # ... and over TLS ...
+    c = http.client.HTTPSConnection("127.0.0.1", D.tls_port, timeout=60,
+                                    context=ssl._create_unverified_context())
     c.request("GET", "/export_raw_vdi?" + q, headers={"Upgrade": "hyperxe-fd",
                                                       "Connection": "Upgrade"})
     resp = c.getresponse()
