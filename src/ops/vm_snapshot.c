@@ -97,25 +97,10 @@ static void destroy_vdi_quietly(OpsCtx *ctx, const char *vdi, const char *why)
 /* The checks every snapshot operation makes on its VM (inside a transaction). */
 static bool check_source(DbObj *vm, const char *op, unsigned mask, XsError **errp)
 {
-    if (db_bool(vm, F_VM_IS_A_SNAPSHOT)) {
-        xs_err_vm_is_snapshot(errp, vm->ref, op);
-        return false;
-    }
-    if (db_bool(vm, F_VM_IS_A_TEMPLATE)) {
-        xs_err_vm_is_template(errp, vm->ref, op);
-        return false;
-    }
-    if (db_bool(vm, F_VM_IS_CONTROL_DOMAIN)) {
-        xs_err_operation_not_allowed(errp, "The control domain stands for the host itself and "
-                                           "cannot be snapshotted.");
-        return false;
-    }
-    const char *blocked = xv_struct_get_string(&vm->fields[F_VM_BLOCKED_OPERATIONS], op);
-    if (blocked) {
-        xs_err_operation_blocked(errp, vm->ref, blocked);
-        return false;
-    }
-    return ops_vm_require_power_state(vm, mask, errp);
+    return ops_vm_check_operable(vm, op, mask,
+                                 "The control domain stands for the host itself and "
+                                 "cannot be snapshotted.",
+                                 errp);
 }
 
 /* XenServer refuses snapshots of VMs with on-boot=reset disks: their writes are thrown away. */
