@@ -40,6 +40,29 @@ bool ops_vm_require_power_state(DbObj *vm, unsigned allowed_mask, XsError **errp
     return false;
 }
 
+bool ops_vm_check_operable(DbObj *vm, const char *op, unsigned allowed_mask,
+                           const char *dom0_why, XsError **errp)
+{
+    if (db_bool(vm, F_VM_IS_A_SNAPSHOT)) {
+        xs_err_vm_is_snapshot(errp, vm->ref, op);
+        return false;
+    }
+    if (db_bool(vm, F_VM_IS_A_TEMPLATE)) {
+        xs_err_vm_is_template(errp, vm->ref, op);
+        return false;
+    }
+    if (db_bool(vm, F_VM_IS_CONTROL_DOMAIN)) {
+        xs_err_operation_not_allowed(errp, dom0_why);
+        return false;
+    }
+    const char *blocked = xv_struct_get_string(&vm->fields[F_VM_BLOCKED_OPERATIONS], op);
+    if (blocked) {
+        xs_err_operation_blocked(errp, vm->ref, blocked);
+        return false;
+    }
+    return ops_vm_require_power_state(vm, allowed_mask, errp);
+}
+
 static const int halted_ops[] = {
     VM_OPERATIONS_CHANGING_DYNAMIC_RANGE, VM_OPERATIONS_CHANGING_STATIC_RANGE,
     VM_OPERATIONS_CHANGING_MEMORY_LIMITS, VM_OPERATIONS_CHANGING_SHADOW_MEMORY,

@@ -9,6 +9,11 @@
 /* Fails with VM_BAD_POWER_STATE unless vm's state is in the mask (bits of
  * VM_POWER_STATE_*). */
 bool ops_vm_require_power_state(DbObj *vm, unsigned allowed_mask, XsError **errp);
+/* The checks every operation on a VM's run makes (inside a transaction): not a
+ * snapshot, template or the control domain (dom0_why says what to do instead),
+ * op not in blocked_operations, state in the mask. */
+bool ops_vm_check_operable(DbObj *vm, const char *op, unsigned allowed_mask,
+                           const char *dom0_why, XsError **errp);
 XsValue *ops_vm_allowed_operations(const DbObj *vm);
 /* Recomputes allowed_operations inside txn. */
 void ops_vm_update_allowed(DbTxn *txn, DbObj *vm);

@@ -140,25 +140,11 @@ static void sleep_cancellable(OpsCtx *ctx, int64_t seconds)
  */
 static bool check_vm(OpsCtx *ctx, DbObj *vm, const char *op, unsigned mask, XsError **errp)
 {
-    if (db_bool(vm, F_VM_IS_A_SNAPSHOT)) {
-        xs_err_vm_is_snapshot(errp, vm->ref, op);
-        return false;
-    }
-    if (db_bool(vm, F_VM_IS_A_TEMPLATE)) {
-        xs_err_vm_is_template(errp, vm->ref, op);
-        return false;
-    }
-    if (db_bool(vm, F_VM_IS_CONTROL_DOMAIN)) {
-        xs_err_operation_not_allowed(errp, "The control domain stands for the host itself; "
-                                           "use host operations instead.");
-        return false;
-    }
-    const char *blocked = xv_struct_get_string(&vm->fields[F_VM_BLOCKED_OPERATIONS], op);
-    if (blocked) {
-        xs_err_operation_blocked(errp, vm->ref, blocked);
-        return false;
-    }
-    return ops_vm_require_power_state(vm, mask, errp);
+    (void)ctx;
+    return ops_vm_check_operable(vm, op, mask,
+                                 "The control domain stands for the host itself; "
+                                 "use host operations instead.",
+                                 errp);
 }
 
 /*

@@ -47,6 +47,7 @@
 #include "ops/vmrt.h"
 #include "util/cleanup.h"
 #include "util/log.h"
+#include "util/uuid.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
 
@@ -97,25 +98,10 @@ static void destroy_vdi_quietly(OpsCtx *ctx, const char *vdi, const char *why)
 /* The checks every snapshot operation makes on its VM (inside a transaction). */
 static bool check_source(DbObj *vm, const char *op, unsigned mask, XsError **errp)
 {
-    if (db_bool(vm, F_VM_IS_A_SNAPSHOT)) {
-        xs_err_vm_is_snapshot(errp, vm->ref, op);
-        return false;
-    }
-    if (db_bool(vm, F_VM_IS_A_TEMPLATE)) {
-        xs_err_vm_is_template(errp, vm->ref, op);
-        return false;
-    }
-    if (db_bool(vm, F_VM_IS_CONTROL_DOMAIN)) {
-        xs_err_operation_not_allowed(errp, "The control domain stands for the host itself and "
-                                           "cannot be snapshotted.");
-        return false;
-    }
-    const char *blocked = xv_struct_get_string(&vm->fields[F_VM_BLOCKED_OPERATIONS], op);
-    if (blocked) {
-        xs_err_operation_blocked(errp, vm->ref, blocked);
-        return false;
-    }
-    return ops_vm_require_power_state(vm, mask, errp);
+    return ops_vm_check_operable(vm, op, mask,
+                                 "The control domain stands for the host itself and "
+                                 "cannot be snapshotted.",
+                                 errp);
 }
 
 /* XenServer refuses snapshots of VMs with on-boot=reset disks: their writes are thrown away. */
@@ -602,6 +588,14 @@ static bool record_snapshot(OpsCtx *ctx, SnapJob *j, const char *name, char **re
     xv_struct_set_string(info, "disk-snapshot-type",
                          j->kind == KIND_QUIESCE ? "quiesced" : "crash_consistent");
     db_set(txn, s, F_VM_SNAPSHOT_INFO, info);
+    /* Who the VM was, so that a revert can bring it back once it is destroyed. */
+    struct json_object *meta = json_object_new_object();
+    json_object_object_add(meta, "uuid", json_object_new_string(db_str(src, F_VM_UUID)));
+    json_object_object_add(meta, "name_label",
+                           json_object_new_string(db_str(src, F_VM_NAME_LABEL)));
+    db_set_str(txn, s, F_VM_SNAPSHOT_METADATA,
+               json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN));
+    json_object_put(meta);
     db_set_enum(txn, s, F_VM_POWER_STATE,
                 memory ? VM_POWER_STATE_SUSPENDED : VM_POWER_STATE_HALTED);
     db_set_str(txn, s, F_VM_SUSPEND_VDI, memory ? j->mem_vdi : "OpaqueRef:NULL");
@@ -915,15 +909,71 @@ static bool rev_switch(OpsCtx *ctx, RevJob *j, XsError **errp)
     return db_commit(txn, errp);
 }
 
+/*
+ * A snapshot whose VM was destroyed: as xapi does, the VM comes back under its
+ * old reference and UUID (from the snapshot's metadata) with its name and the
+ * snapshot's settings, halted and without devices, for the revert to fill.
+ * *created is its reference, NULL when nothing was needed or possible (then
+ * rev_gather says what is wrong).
+ */
+static bool rev_recreate_vm(OpsCtx *ctx, const char *snapshot, char **created, XsError **errp)
+{
+    *created = NULL;
+    DbTxn *txn = db_begin(ctx->db);
+    DbObj *s = db_get_class(ctx->db, XS_CLASS_VM, snapshot);
+    const char *of = s ? db_str(s, F_VM_SNAPSHOT_OF) : "";
+    if (!s || !db_bool(s, F_VM_IS_A_SNAPSHOT) || db_get_class(ctx->db, XS_CLASS_VM, of) ||
+        strncmp(of, "OpaqueRef:", 10) != 0 || strcmp(of, "OpaqueRef:NULL") == 0) {
+        db_abort(txn);
+        return true;
+    }
+    struct json_object *meta = json_tokener_parse(db_str(s, F_VM_SNAPSHOT_METADATA));
+    struct json_object *v;
+    const char *uuid = meta && json_object_object_get_ex(meta, "uuid", &v)
+                           ? json_object_get_string(v)
+                           : of + 10;
+    const char *name = meta && json_object_object_get_ex(meta, "name_label", &v)
+                           ? json_object_get_string(v)
+                           : db_str(s, F_VM_NAME_LABEL);
+    DbObj *vm = db_create(txn, XS_CLASS_VM, of, uuid && uuid_is_valid(uuid) ? uuid : NULL, errp);
+    if (!vm) {
+        json_object_put(meta);
+        db_abort(txn);
+        return false;
+    }
+    copy_fields(txn, &xs_class_VM, vm, s);
+    db_set_str(txn, vm, F_VM_NAME_LABEL, name ? name : "");
+    json_object_put(meta);
+    db_set_bool(txn, vm, F_VM_IS_A_SNAPSHOT, false);
+    db_set_bool(txn, vm, F_VM_IS_A_TEMPLATE, false);
+    db_set_bool(txn, vm, F_VM_IS_DEFAULT_TEMPLATE, false);
+    db_set_enum(txn, vm, F_VM_POWER_STATE, VM_POWER_STATE_HALTED);
+    db_set_int(txn, vm, F_VM_DOMID, -1);
+    bool ok = ops_vm_new_metrics(txn, vm, errp);
+    if (ok)
+        ops_vm_update_allowed(txn, vm);
+    char *ref = xstrdup(vm->ref);
+    if (!ok || !db_commit(txn, errp)) {
+        if (!ok)
+            db_abort(txn);
+        free(ref);
+        return false;
+    }
+    log_info("snapshot %s: its VM %s was destroyed; recreated it to revert it", snapshot, ref);
+    *created = ref;
+    return true;
+}
+
 bool ops_vm_revert(OpsCtx *ctx, const char *snapshot, XsError **errp)
 {
     RevJob j = {.snapshot = xstrdup(snapshot)};
     char *stok = NULL;
     Held held = {0};
-    bool ok = rev_gather(ctx, &j, errp) &&
+    char *created = NULL;
+    bool ok = rev_recreate_vm(ctx, snapshot, &created, errp) && rev_gather(ctx, &j, errp) &&
               ops_op_begin_ref(ctx, XS_CLASS_VM, snapshot, "revert", &stok, errp);
     if (!ok)
-        goto out;
+        goto undo_created;
     /* 1. The snapshot's disks (and memory) cloned for the VM: O(1), nothing changed yet. */
     for (size_t i = 0; ok && i < j.n_disks; i++) {
         RevDisk *d = &j.disks[i];
@@ -997,10 +1047,21 @@ undo:
     ok = false;
     release_vm(ctx, &held);
     rev_destroy_clones(ctx, &j);
+undo_created:
+    if (created) { /* the recreated VM goes again: nothing half-made stays */
+        XsError *e = NULL;
+        if (!ops_vm_destroy(ctx, created, &e)) {
+            _cleanup_free_ char *m = xs_error_to_string(e);
+            log_error("VM %s, recreated for a revert that failed: cannot remove it: %s",
+                      created, m);
+        }
+        xs_error_free(e);
+    }
 out:
     if (stok)
         ops_op_end(ctx, XS_CLASS_VM, snapshot, stok);
     free(stok);
+    free(created);
     rev_release(&j);
     return ok;
 }

@@ -55,6 +55,9 @@ QgaClient *qga_open_fd(int fd)
 int qga_connect(const char *socket_path, QgaClient **out, char **err)
 {
     int fd = vmm_unix_connect(socket_path);
+    if (fd == -EAGAIN)
+        return vmm_error(err, fd, "the guest agent socket %s is held by another client "
+                         "(QEMU serves one at a time)", socket_path);
     if (fd < 0)
         return vmm_error(err, fd, "cannot connect to the guest agent socket %s: %s",
                          socket_path, strerror(-fd));

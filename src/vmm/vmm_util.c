@@ -203,12 +203,20 @@ int vmm_unix_connect(const char *path)
     int r = unix_addr(path, &sa);
     if (r < 0)
         return r;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking for the connect alone: a blocking connect to a listener whose
+     * backlog is full waits until somebody else lets go, which may be never. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
     while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         if (errno == EINTR)
             continue;
+        int e = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        close(fd);
+        return e;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
         int e = -errno;
         close(fd);
         return e;

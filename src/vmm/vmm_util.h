@@ -39,8 +39,9 @@ int vmm_mkdir_p(const char *path, int mode);
 int vmm_rm_rf(const char *path);
 bool vmm_file_exists(const char *path);
 
-/* A connected AF_UNIX stream socket (CLOEXEC), or -errno. -ENAMETOOLONG if path does not
- * fit in sun_path. */
+/* A connected AF_UNIX stream socket (CLOEXEC, blocking), or -errno. -ENAMETOOLONG if path
+ * does not fit in sun_path; -EAGAIN at once, never a wait, when the listener's backlog is
+ * full (QEMU's chardev sockets take one client at a time: another one holds it). */
 int vmm_unix_connect(const char *path);
 /* A listening AF_UNIX stream socket bound to path (any old file there is removed). */
 int vmm_unix_listen(const char *path);

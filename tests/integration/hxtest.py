@@ -122,6 +122,14 @@ class Daemon:
     def cleanup(self):
         self.stop()
         self.kill_leftovers()
+        keep = os.environ.get("HX_TEST_LOG_DIR")
+        if keep:  # the whole daemon log, for a failure's post-mortem
+            os.makedirs(keep, exist_ok=True)
+            try:
+                shutil.copy(os.path.join(self.state_dir, "log"),
+                            os.path.join(keep, "hyperxed-%s.log" % os.path.basename(self.tmp)))
+            except OSError:
+                pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):

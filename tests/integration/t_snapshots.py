@@ -249,6 +249,34 @@ def test_revert_halted_keeps_later_snapshots():
     check_sr_clean()
 
 
+def test_revert_after_vm_destroyed():
+    """As xapi does: reverting a snapshot whose VM record was destroyed
+    (VM.destroy, xe vm-destroy) brings the VM back, with its UUID and name and
+    the snapshot's disks and VIFs."""
+    vm = new_vm("gone")
+    disk0 = vm_disks(vm)["0"]
+    write_marker(disk0, 0x5A)
+    mac = xe_out("vif-list", "vm-uuid=" + vm, "params=MAC", "--minimal")
+    snap = xe_out("vm-snapshot", "uuid=" + vm, "new-name-label=keep")
+    write_marker(disk0, 0x6B)
+    xe("vm-destroy", "uuid=" + vm)
+    assert xe_out("vm-list", "uuid=" + vm, "--minimal") == ""
+    assert vm_param(snap, "snapshot-of") == "<not in database>"
+    xe("vdi-destroy", "uuid=" + disk0)  # the VM's own disk, left by vm-destroy
+    xe("snapshot-revert", "snapshot-uuid=" + snap)
+    assert xe_out("vm-list", "uuid=" + vm, "--minimal") == vm
+    assert vm_param(vm, "name-label") == "gone"
+    assert vm_param(vm, "power-state") == "halted"
+    assert vm_param(vm, "is-a-snapshot") == "false" and vm_param(vm, "is-a-template") == "false"
+    assert vm_param(snap, "snapshot-of") == vm
+    assert vm_param(vm, "snapshots") == snap
+    disk = vm_disks(vm)["0"]
+    assert has_marker(disk, 0x5A)  # what it held at the snapshot, not 0x6B
+    assert xe_out("vif-list", "vm-uuid=" + vm, "params=MAC", "--minimal") == mac
+    destroy_vm(vm)
+    check_sr_clean()
+
+
 def test_running_vm_snapshot_checkpoint_revert():
     vm = new_vm("live", disks=2)
     xe("vm-start", "uuid=" + vm)
@@ -573,6 +601,7 @@ def main():
             try:
                 run_tests([timed(t) for t in [test_snapshot_of_halted_vm_records,
                            test_revert_halted_keeps_later_snapshots,
+                           test_revert_after_vm_destroyed,
                            test_running_vm_snapshot_checkpoint_revert,
                            test_bad_input_changes_nothing, test_ignore_vdis_and_uninstall,
                            test_many_snapshots_deleted_in_random_order,

@@ -341,6 +341,38 @@ static void t_silence(void *data)
     free(err);
 }
 
+/* A channel held by another client (QEMU accepts one at a time, its listen backlog
+ * is full): connecting fails at once instead of waiting for the holder to let go. */
+static void t_busy(void *data)
+{
+    (void)data;
+    char dir[] = "/tmp/hx-qga-busy-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof(path), "%s/qga.sock", dir);
+    int l = vmm_unix_listen(path);
+    REQUIRE(l >= 0);
+    REQUIRE(listen(l, 0) == 0); /* QEMU's backlog: the one pending client */
+    int held[4];
+    int n = 0, r = 0;
+    while (n < 4 && (r = vmm_unix_connect(path)) >= 0)
+        held[n++] = r; /* queued, never accepted */
+    CHECK(n >= 1);
+    CHECK_INT(r, -EAGAIN);
+    QgaClient *c = NULL;
+    char *err = NULL;
+    int64_t t0 = vmm_now_ms();
+    CHECK_INT(qga_connect(path, &c, &err), -EAGAIN);
+    CHECK(vmm_now_ms() - t0 < 1000);
+    CHECK_CONTAINS(err, "held by another client");
+    free(err);
+    for (int i = 0; i < n; i++)
+        close(held[i]);
+    close(l);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     log_set_level(LOG_LEVEL_ERROR);
@@ -348,5 +380,6 @@ int main(void)
     test_run("resync past garbage and stale replies", t_resync, NULL);
     test_run("replies beyond the line limit are refused, the channel recovers", t_huge, NULL);
     test_run("silent, mute and vanishing agents: bounded errors", t_silence, NULL);
+    test_run("a channel held by another client: an error at once", t_busy, NULL);
     return test_done();
 }

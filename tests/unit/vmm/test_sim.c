@@ -127,11 +127,19 @@ static void t_attach_suspend_resume(void *data)
     CHECK_INT(st, VMM_RUN_STATE_RUNNING);
     CHECK_INT(vmm_destroy(vm, 0, &err), 0);
     vmm_close(vm);
-    /* an image of another VM is refused */
+    /* as with QEMU, another VM (a copy) resumes from the image */
     const char *other = "f0000000-0000-4000-8000-000000000099";
     snprintf(r.uuid, sizeof(r.uuid), "%s", other);
+    CHECK_MSG(vmm_start(vmt_run, &r, NULL, NULL, &vm, &err) == 0, "resume a copy: %s", err);
+    CHECK_INT(vmm_destroy(vm, 0, &err), 0);
+    vmm_close(vm);
+    /* a file that is no suspend image is refused */
+    char *junk = vmt_path("sim-junk.img");
+    vmm_write_file_atomic(junk, "{\"not\": 1}\n", 11, 0600);
+    free(r.incoming_path);
+    r.incoming_path = junk;
     CHECK_INT(vmm_start(vmt_run, &r, NULL, NULL, &vm, &err), -EIO);
-    CHECK_CONTAINS(err, "suspend image");
+    CHECK_CONTAINS(err, "not a suspend image");
     vmm_config_release(&r);
     vmm_config_release(&c);
     free(image);
