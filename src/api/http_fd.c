@@ -7,10 +7,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -137,6 +139,7 @@ void http_fd_answer(int sock, const XsError *err)
 
 struct HttpFdWatch {
     int sock;
+    int wake; /* eventfd: stop() ends the wait at once */
     ApiHttpCall *call;
     pthread_t thread;
     atomic_bool stop;
@@ -146,14 +149,15 @@ static void *watch_thread(void *arg)
 {
     HttpFdWatch *w = arg;
     while (!atomic_load(&w->stop)) {
-        struct pollfd p = {.fd = w->sock, .events = POLLIN | POLLRDHUP};
-        int n = poll(&p, 1, 200);
-        if (n <= 0)
+        struct pollfd p[2] = {{.fd = w->sock, .events = POLLIN | POLLRDHUP},
+                              {.fd = w->wake, .events = POLLIN}};
+        int n = poll(p, 2, -1);
+        if (n <= 0 || p[1].revents)
             continue;
         /* The client sends nothing more: anything but silence is its end. */
         char c;
         ssize_t k = recv(w->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (k > 0 && !(p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+        if (k > 0 && !(p[0].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
             (void)!recv(w->sock, &c, 1, MSG_DONTWAIT); /* drop the stray byte */
             continue;
         }
@@ -175,8 +179,11 @@ HttpFdWatch *http_fd_watch_start(int sock, ApiHttpCall *call)
     HttpFdWatch *w = xnew0(HttpFdWatch, 1);
     w->sock = sock;
     w->call = call;
+    w->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     atomic_init(&w->stop, false);
-    if (pthread_create(&w->thread, NULL, watch_thread, w) != 0) {
+    if (w->wake < 0 || pthread_create(&w->thread, NULL, watch_thread, w) != 0) {
+        if (w->wake >= 0)
+            close(w->wake);
         free(w);
         return NULL;
     }
@@ -188,6 +195,9 @@ void http_fd_watch_stop(HttpFdWatch *w)
     if (!w)
         return;
     atomic_store(&w->stop, true);
+    uint64_t one = 1;
+    (void)!write(w->wake, &one, sizeof(one));
     pthread_join(w->thread, NULL);
+    close(w->wake);
     free(w);
 }
