@@ -56,7 +56,8 @@ void http_fd_reply(HttpRequest *req, HttpReply *reply, HttpUpgradeFn fn, HttpStr
     reply->upgrade_free = free_fn;
 }
 
-int http_fd_receive(int sock, size_t extra_len, bool for_writing, const char **why)
+/* The client's descriptor, checked; -1 with *why set. */
+static int fd_receive(int sock, size_t extra_len, bool for_writing, const char **why)
 {
     if (extra_len) {
         *why = "the file descriptor must come alone";
@@ -125,7 +126,7 @@ int http_fd_receive(int sock, size_t extra_len, bool for_writing, const char **w
     return -1;
 }
 
-void http_fd_answer(int sock, const XsError *err)
+static void fd_answer(int sock, const XsError *err)
 {
     char line[160];
     if (err)
@@ -137,13 +138,13 @@ void http_fd_answer(int sock, const XsError *err)
 
 /* ---- the client going away ---- */
 
-struct HttpFdWatch {
+typedef struct HttpFdWatch {
     int sock;
     int wake; /* eventfd: stop() ends the wait at once */
     ApiHttpCall *call;
     pthread_t thread;
     atomic_bool stop;
-};
+} HttpFdWatch;
 
 static void *watch_thread(void *arg)
 {
@@ -174,7 +175,7 @@ static void *watch_thread(void *arg)
     return NULL;
 }
 
-HttpFdWatch *http_fd_watch_start(int sock, ApiHttpCall *call)
+static HttpFdWatch *watch_start(int sock, ApiHttpCall *call)
 {
     HttpFdWatch *w = xnew0(HttpFdWatch, 1);
     w->sock = sock;
@@ -190,7 +191,7 @@ HttpFdWatch *http_fd_watch_start(int sock, ApiHttpCall *call)
     return w;
 }
 
-void http_fd_watch_stop(HttpFdWatch *w)
+static void watch_stop(HttpFdWatch *w)
 {
     if (!w)
         return;
@@ -200,4 +201,26 @@ void http_fd_watch_stop(HttpFdWatch *w)
     pthread_join(w->thread, NULL);
     close(w->wake);
     free(w);
+}
+
+void http_fd_serve(int sock, size_t extra_len, bool for_writing, ApiHttpCall *call,
+                   bool *call_open, HttpFdRefusal refuse, HttpFdWork work, void *ctx)
+{
+    XsError *err = NULL;
+    XsValue *res = NULL;
+    const char *why = NULL;
+    int fd = fd_receive(sock, extra_len, for_writing, &why);
+    if (fd < 0) {
+        refuse(&err, why);
+    } else {
+        HttpFdWatch *watch = watch_start(sock, call);
+        res = work(ctx, fd, &err);
+        watch_stop(watch);
+        close(fd);
+    }
+    api_http_call_end(call, res, err);
+    *call_open = false;
+    xv_free(res);
+    fd_answer(sock, err);
+    xs_error_free(err);
 }

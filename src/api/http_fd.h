@@ -35,24 +35,21 @@ bool http_fd_allowed(HttpRequest *req, XsError **errp);
  */
 void http_fd_reply(HttpRequest *req, HttpReply *reply, HttpUpgradeFn fn, HttpStreamFree free_fn,
                    void *ctx, ApiHttpCall *call, char peer[64]);
-/*
- * In fn: the client's descriptor (after at most 30 s), checked; -1 with
- * *why set (the client sent something else, several or none, a file that
- * is not regular, or without the access needed). extra: what the client
- * sent after its request (must be nothing).
- */
-int http_fd_receive(int sock, size_t extra_len, bool for_writing, const char **why);
-/* In fn, at the end: the outcome line for the client. */
-void http_fd_answer(int sock, const XsError *err);
+/* The work on the handed-over file (in fn): the task's result, or NULL with *errp. */
+typedef XsValue *(*HttpFdWork)(void *ctx, int fd, XsError **errp);
+/* The XenAPI error for a descriptor that cannot be used (why says what is wrong). */
+typedef void (*HttpFdRefusal)(XsError **errp, const char *why);
 
 /*
- * In fn, around the work: a thread that watches sock and cancels call's task
- * if the client goes away meanwhile (xe interrupted), so that the work stops
- * and leaves nothing behind, as when a streamed transfer is cut off.
+ * The whole transfer after the switch, for the HttpUpgradeFn of a handler:
+ * receives the client's descriptor (within 30 s; exactly one, a regular file
+ * with the access needed, nothing else sent: else refuse() names why), runs
+ * work on it while a watch cancels call's task if the client goes away
+ * (xe interrupted: the work stops and leaves nothing behind, as when a
+ * streamed transfer is cut off), ends call with the outcome (*call_open
+ * becomes false) and answers the client one line.
  */
-typedef struct HttpFdWatch HttpFdWatch;
-HttpFdWatch *http_fd_watch_start(int sock, ApiHttpCall *call);
-/* Stops and frees the watch (accepts NULL). */
-void http_fd_watch_stop(HttpFdWatch *w);
+void http_fd_serve(int sock, size_t extra_len, bool for_writing, ApiHttpCall *call,
+                   bool *call_open, HttpFdRefusal refuse, HttpFdWork work, void *ctx);
 
 #endif

@@ -211,27 +211,19 @@ static bool import_on_data(HttpRequest *req, const char *data, size_t len)
 static void import_state_free(void *ctx);
 
 /* After the switch: the import from the client's file. */
+static XsValue *import_fd_work(void *ctx, int fd, XsError **errp)
+{
+    ImportState *st = ctx;
+    return ops_vdi_import_fd(&st->call.ctx, st->vdi, st->format, fd, errp) ? xv_string(st->vdi)
+                                                                           : NULL;
+}
+
 static void import_fd_upgrade(void *ctx, int sock, const char *extra, size_t extra_len)
 {
     ImportState *st = ctx;
-    XsError *err = NULL;
-    const char *why = NULL;
-    int fd = http_fd_receive(sock, extra_len, false, &why);
-    bool ok = false;
-    if (fd < 0) {
-        xs_err_import_error(&err, why);
-    } else {
-        HttpFdWatch *watch = http_fd_watch_start(sock, &st->call);
-        ok = ops_vdi_import_fd(&st->call.ctx, st->vdi, st->format, fd, &err);
-        http_fd_watch_stop(watch);
-        close(fd);
-    }
-    XsValue *res = ok ? xv_string(st->vdi) : NULL;
-    api_http_call_end(&st->call, res, err);
-    st->call_open = false;
-    xv_free(res);
-    http_fd_answer(sock, err);
-    xs_error_free(err);
+    (void)extra;
+    http_fd_serve(sock, extra_len, false, &st->call, &st->call_open, xs_err_import_error,
+                  import_fd_work, st);
 }
 
 static void import_handle(HttpRequest *req, HttpReply *reply)
@@ -334,27 +326,19 @@ static void export_free(void *ctx)
 }
 
 /* After the switch: the export into the client's file. */
+static XsValue *export_fd_work(void *ctx, int fd, XsError **errp)
+{
+    ExportState *st = ctx;
+    return ops_vdi_export_fd(&st->call.ctx, st->vdi, st->format, fd, errp) ? xv_string("")
+                                                                           : NULL;
+}
+
 static void export_fd_upgrade(void *ctx, int sock, const char *extra, size_t extra_len)
 {
     ExportState *st = ctx;
-    XsError *err = NULL;
-    const char *why = NULL;
-    int fd = http_fd_receive(sock, extra_len, true, &why);
-    bool ok = false;
-    if (fd < 0) {
-        xs_err_vdi_io_error(&err, why);
-    } else {
-        HttpFdWatch *watch = http_fd_watch_start(sock, &st->call);
-        ok = ops_vdi_export_fd(&st->call.ctx, st->vdi, st->format, fd, &err);
-        http_fd_watch_stop(watch);
-        close(fd);
-    }
-    XsValue *res = ok ? xv_string("") : NULL;
-    api_http_call_end(&st->call, res, err);
-    st->call_open = false;
-    xv_free(res);
-    http_fd_answer(sock, err);
-    xs_error_free(err);
+    (void)extra;
+    http_fd_serve(sock, extra_len, true, &st->call, &st->call_open, xs_err_vdi_io_error,
+                  export_fd_work, st);
 }
 
 static void export_state_free(void *ctx)

@@ -111,27 +111,18 @@ static void export_fd_free(void *ctx)
     free(x);
 }
 
+static XsValue *export_fd_work(void *ctx, int fd, XsError **errp)
+{
+    ExportFd *x = ctx;
+    return ops_vm_export_fd(&x->call.ctx, x->vm, &x->o, fd, errp) ? xv_string("") : NULL;
+}
+
 static void export_fd_upgrade(void *ctx, int sock, const char *extra, size_t extra_len)
 {
     ExportFd *x = ctx;
-    XsError *err = NULL;
-    const char *why = NULL;
-    int fd = http_fd_receive(sock, extra_len, true, &why);
-    bool ok = false;
-    if (fd < 0) {
-        xs_err_client_error(&err, why);
-    } else {
-        HttpFdWatch *watch = http_fd_watch_start(sock, &x->call);
-        ok = ops_vm_export_fd(&x->call.ctx, x->vm, &x->o, fd, &err);
-        http_fd_watch_stop(watch);
-        close(fd);
-    }
-    XsValue *res = ok ? xv_string("") : NULL;
-    api_http_call_end(&x->call, res, err);
-    x->call_open = false;
-    xv_free(res);
-    http_fd_answer(sock, err);
-    xs_error_free(err);
+    (void)extra;
+    http_fd_serve(sock, extra_len, true, &x->call, &x->call_open, xs_err_client_error,
+                  export_fd_work, x);
 }
 
 static void export_common(HttpRequest *req, HttpReply *reply, bool metadata)
@@ -378,26 +369,20 @@ static bool import_image_on_data(HttpRequest *req, const char *data, size_t len)
 static void import_state_free(void *ctx);
 
 /* After the switch: the import from the client's file. */
+static XsValue *import_fd_work(void *ctx, int fd, XsError **errp)
+{
+    ImportState *st = ctx;
+    XsValue *res = NULL;
+    ops_vm_import_fd(&st->call.ctx, &st->o, fd, &res, errp);
+    return res;
+}
+
 static void import_fd_upgrade(void *ctx, int sock, const char *extra, size_t extra_len)
 {
     ImportState *st = ctx;
-    XsError *err = NULL;
-    XsValue *res = NULL;
-    const char *why = NULL;
-    int fd = http_fd_receive(sock, extra_len, false, &why);
-    if (fd < 0) {
-        xs_err_import_error(&err, why);
-    } else {
-        HttpFdWatch *watch = http_fd_watch_start(sock, &st->call);
-        ops_vm_import_fd(&st->call.ctx, &st->o, fd, &res, &err);
-        http_fd_watch_stop(watch);
-        close(fd);
-    }
-    api_http_call_end(&st->call, res, err);
-    st->call_open = false;
-    xv_free(res);
-    http_fd_answer(sock, err);
-    xs_error_free(err);
+    (void)extra;
+    http_fd_serve(sock, extra_len, false, &st->call, &st->call_open, xs_err_import_error,
+                  import_fd_work, st);
 }
 
 static void import_handle(HttpRequest *req, HttpReply *reply)
