@@ -1,10 +1,13 @@
 /*
  * Helpers of the hand-written xe command families (see cli_util.h).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli_util.h"
+#include "client/transfer.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
 
@@ -80,4 +83,53 @@ void cli_print_records(Cli *cli, const XsClass *cls, char *const *refs, size_t n
     for (size_t i = 0; i < n; i++)
         cli_row_release(&rows[i]);
     free(rows);
+}
+
+char *cli_task_create(Cli *cli, const char *label, const char *description)
+{
+    XsValue *p = xv_array();
+    xv_array_push_string(p, label);
+    xv_array_push_string(p, description ? description : "");
+    XsValue *t = cli_call(cli, "task.create", p);
+    if (!t)
+        return NULL;
+    char *r = xstrdup(t->s);
+    xv_free(t);
+    return r;
+}
+
+void cli_task_destroy(Cli *cli, const char *task)
+{
+    XsValue *p = xv_array();
+    xv_array_push_string(p, task);
+    XsError *err = NULL;
+    xv_free(xc_call_session(cli->conn, "task.destroy", p, &err));
+    xs_error_free(err);
+}
+
+bool cli_task_state(Cli *cli, const char *task, char status[16], double *progress)
+{
+    XsValue *p = xv_array();
+    xv_array_push_string(p, task);
+    XsError *err = NULL;
+    XsValue *rec = xc_call_session(cli->conn, "task.get_record", p, &err);
+    xs_error_free(err);
+    if (!rec)
+        return false;
+    const char *s = xv_struct_get_string(rec, "status");
+    snprintf(status, 16, "%s", s ? s : "");
+    const XsValue *pv = xv_struct_get(rec, "progress");
+    *progress = !pv ? 0 : pv->kind == XV_FLOAT ? pv->f : pv->kind == XV_INT ? (double)pv->i : 0;
+    xv_free(rec);
+    return true;
+}
+
+bool cli_transfer_by_fd(Cli *cli, const char *filename, bool import)
+{
+    const char *force = getenv("HYPERXE_XE_STREAM");
+    if ((force && !strcmp(force, "1")) || !xc_transfer_can_pass_fd(cli->conn) ||
+        !strcmp(filename, "-"))
+        return false;
+    struct stat st;
+    return stat(filename, &st) == 0 ? S_ISREG(st.st_mode) : !import;
 }

@@ -20,4 +20,15 @@ XsValue *cli_call1(Cli *cli, const char *method, const char *arg);
 void cli_print_records(Cli *cli, const XsClass *cls, char *const *refs, size_t n,
                        const char *columns);
 
+/* A task made for an HTTP transfer (task.create); NULL after printing the error. */
+char *cli_task_create(Cli *cli, const char *label, const char *description);
+/* task.destroy, silently (the task may be gone already). */
+void cli_task_destroy(Cli *cli, const char *task);
+/* Status ("pending", "success", ...) and progress of a task; false if unreadable. */
+bool cli_task_state(Cli *cli, const char *task, char status[16], double *progress);
+/* Whether a transfer hands the file itself to the server: root on its unix
+ * socket and a regular file (one to be made, for an export).
+ * HYPERXE_XE_STREAM=1 makes the bytes travel anyway (tests of that path). */
+bool cli_transfer_by_fd(Cli *cli, const char *filename, bool import);
+
 #endif

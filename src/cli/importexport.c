@@ -31,6 +31,7 @@
 #include <zlib.h>
 
 #include "cli/cli.h"
+#include "cli/cli_util.h"
 #include "client/transfer.h"
 #include "client/upload.h"
 #include "formats/image.h"
@@ -71,46 +72,6 @@ static char *call_string(Cli *cli, const char *method, const char *arg)
     return s;
 }
 
-static char *new_task(Cli *cli, const char *label, const char *desc)
-{
-    XsValue *p = xv_array();
-    xv_array_push_string(p, label);
-    xv_array_push_string(p, desc ? desc : "");
-    XsValue *t = cli_call(cli, "task.create", p);
-    if (!t)
-        return NULL;
-    char *r = xstrdup(t->s);
-    xv_free(t);
-    return r;
-}
-
-static void destroy_task(Cli *cli, const char *task)
-{
-    XsValue *p = xv_array();
-    xv_array_push_string(p, task);
-    XsError *err = NULL;
-    xv_free(xc_call_session(cli->conn, "task.destroy", p, &err));
-    xs_error_free(err);
-}
-
-/* Status and progress of a task; false if it cannot be read. */
-static bool task_state(Cli *cli, const char *task, char status[16], double *progress)
-{
-    XsValue *p = xv_array();
-    xv_array_push_string(p, task);
-    XsError *err = NULL;
-    XsValue *rec = xc_call_session(cli->conn, "task.get_record", p, &err);
-    xs_error_free(err);
-    if (!rec)
-        return false;
-    const char *s = xv_struct_get_string(rec, "status");
-    snprintf(status, 16, "%s", s ? s : "");
-    const XsValue *pv = xv_struct_get(rec, "progress");
-    *progress = !pv ? 0 : pv->kind == XV_FLOAT ? pv->f : pv->kind == XV_INT ? (double)pv->i : 0;
-    xv_free(rec);
-    return true;
-}
-
 /* ---- progress while a transfer runs ---------------------------------------------------------- */
 
 typedef struct Watch {
@@ -135,7 +96,7 @@ static bool watch_cb(void *opaque, uint64_t done, uint64_t total)
     double f = w->shown;
     char status[16];
     double tp = 0;
-    if (task_state(w->cli, w->task, status, &tp)) {
+    if (cli_task_state(w->cli, w->task, status, &tp)) {
         /* Failed or cancelled on the server: stop sending or receiving. */
         if (strcmp(status, "pending") && strcmp(status, "success"))
             return false;
@@ -165,7 +126,7 @@ static XsValue *task_outcome(Cli *cli, const char *task, const XcTransferResult 
     for (int i = 0;; i++) {
         char status[16];
         double p;
-        if (!task_state(cli, task, status, &p))
+        if (!cli_task_state(cli, task, status, &p))
             break;
         if (strcmp(status, "pending") && strcmp(status, "cancelling"))
             return cli_wait_task(cli, task, NULL);
@@ -185,19 +146,6 @@ static XsValue *task_outcome(Cli *cli, const char *task, const XcTransferResult 
 }
 
 /* ---- export --------------------------------------------------------------------------------- */
-
-/* Whether the file itself goes to the server (root on its unix socket, a
- * regular file: one to be made, for an export). HYPERXE_XE_STREAM=1 makes
- * the bytes travel anyway (tests of the stream path). */
-static bool by_fd(Cli *cli, const char *filename, bool import)
-{
-    const char *force = getenv("HYPERXE_XE_STREAM");
-    if ((force && !strcmp(force, "1")) || !xc_transfer_can_pass_fd(cli->conn) ||
-        !strcmp(filename, "-"))
-        return false;
-    struct stat st;
-    return stat(filename, &st) == 0 ? S_ISREG(st.st_mode) : !import;
-}
 
 static const char *compression_arg(Cli *cli, bool *ok)
 {
@@ -244,7 +192,7 @@ static int export_one(Cli *cli, const char *vm_ref, const char *vm_uuid, const c
     if (!comp_ok)
         return cli_fail(cli, "compress must be true, false, gzip or zstd");
     bool metadata = param_bool(cli, "metadata");
-    char *task = new_task(cli, "Export of VM", vm_uuid);
+    char *task = cli_task_create(cli, "Export of VM", vm_uuid);
     if (!task)
         return 1;
     char *sid = esc(xc_session(cli->conn)), *tid = esc(task), *ref = esc(vm_ref);
@@ -258,7 +206,7 @@ static int export_one(Cli *cli, const char *vm_ref, const char *vm_uuid, const c
     free(ref);
     Watch w = {.cli = cli, .task = task};
     XcTransferResult res;
-    bool ok = by_fd(cli, filename, false)
+    bool ok = cli_transfer_by_fd(cli, filename, false)
                   ? xc_fd_get_file(cli->conn, path, filename, watch_cb, &w, &res)
                   : xc_http_get_stream(cli->conn, path, filename, watch_cb, &w, &res);
     free(path);
@@ -281,7 +229,7 @@ static int export_one(Cli *cli, const char *vm_ref, const char *vm_uuid, const c
     }
     xv_free(r);
     xc_transfer_result_release(&res);
-    destroy_task(cli, task);
+    cli_task_destroy(cli, task);
     free(task);
     return rc;
 }
@@ -393,14 +341,14 @@ static char *import_sr(Cli *cli, bool *failed)
 
 static int import_xva_file(Cli *cli, const char *filename, const char *sr)
 {
-    char *task = new_task(cli, "VM import", filename);
+    char *task = cli_task_create(cli, "VM import", filename);
     if (!task)
         return 1;
     char *path = import_path(cli, param_bool(cli, "metadata") ? "import_metadata" : "import",
                              task, sr, NULL);
     Watch w = {.cli = cli, .task = task, .use_bytes = true};
     XcTransferResult res;
-    bool ok = by_fd(cli, filename, true)
+    bool ok = cli_transfer_by_fd(cli, filename, true)
                   ? xc_fd_put_file(cli->conn, path, filename, watch_cb, &w, &res)
                   : xc_http_put_file(cli->conn, path, filename, watch_cb, &w, &res);
     free(path);
@@ -411,7 +359,7 @@ static int import_xva_file(Cli *cli, const char *filename, const char *sr)
                : 1;
     xv_free(r);
     xc_transfer_result_release(&res);
-    destroy_task(cli, task);
+    cli_task_destroy(cli, task);
     free(task);
     return rc;
 }
@@ -492,12 +440,12 @@ static int upload_produced(Cli *cli, Producer *p, const char *handler, const cha
         if (p->rewind)
             p->rewind(p->hook_ctx);
     }
-    char *task = new_task(cli, "VM import", what);
+    char *task = cli_task_create(cli, "VM import", what);
     if (!task)
         return 1;
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
-        destroy_task(cli, task);
+        cli_task_destroy(cli, task);
         free(task);
         return cli_fail(cli, "pipe: %s", strerror(errno));
     }
@@ -508,7 +456,7 @@ static int upload_produced(Cli *cli, Producer *p, const char *handler, const cha
     if (pthread_create(&th, NULL, producer_thread, p) != 0) {
         close(fds[0]);
         close(fds[1]);
-        destroy_task(cli, task);
+        cli_task_destroy(cli, task);
         free(task);
         return cli_fail(cli, "cannot start a thread");
     }
@@ -529,7 +477,7 @@ static int upload_produced(Cli *cli, Producer *p, const char *handler, const cha
         rc = cli_fail(cli, "%s: %s", what, producer_why(p));
         char status[16];
         double pr;
-        for (int i = 0; i < 50 && task_state(cli, task, status, &pr) && !strcmp(status, "pending");
+        for (int i = 0; i < 50 && cli_task_state(cli, task, status, &pr) && !strcmp(status, "pending");
              i++)
             usleep(100 * 1000);
     } else {
@@ -539,7 +487,7 @@ static int upload_produced(Cli *cli, Producer *p, const char *handler, const cha
         xv_free(r);
     }
     xc_transfer_result_release(&res);
-    destroy_task(cli, task);
+    cli_task_destroy(cli, task);
     free(task);
     return rc;
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/cli_util.h"
 #include "client/transfer.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
@@ -480,28 +481,6 @@ static bool xfer_progress(void *opaque, uint64_t done, uint64_t total)
     return true;
 }
 
-static char *new_task(Cli *cli, const char *label)
-{
-    XsValue *p = xv_array();
-    xv_array_push_string(p, label);
-    xv_array_push_string(p, "");
-    XsValue *t = cli_call(cli, "task.create", p);
-    if (!t)
-        return NULL;
-    char *r = xstrdup(t->s);
-    xv_free(t);
-    return r;
-}
-
-static void destroy_task(Cli *cli, const char *task)
-{
-    XsValue *p = xv_array();
-    xv_array_push_string(p, task);
-    XsError *err = NULL;
-    xv_free(xc_call_session(cli->conn, "task.destroy", p, &err));
-    xs_error_free(err);
-}
-
 static char *url_escape(const char *s)
 {
     char *e = curl_easy_escape(NULL, s, 0);
@@ -517,7 +496,7 @@ static int transfer(Cli *cli, bool import)
     char *ref = ref_of(cli, "VDI", cli_param(cli, "uuid"));
     if (!ref)
         return 1;
-    char *task = new_task(cli, import ? "VDI import" : "VDI export");
+    char *task = cli_task_create(cli, import ? "VDI import" : "VDI export", NULL);
     if (!task) {
         free(ref);
         return 1;
@@ -529,11 +508,7 @@ static int transfer(Cli *cli, bool import)
     /* Local root on the unix socket hands the file itself to the daemon: no byte
      * crosses the socket. Otherwise only the file's data travels (XenServer's
      * sparse "chunked" framing, which hyperxe also speaks for downloads). */
-    struct stat st;
-    const char *stream = getenv("HYPERXE_XE_STREAM"); /* "1": the bytes travel anyway */
-    bool by_fd = !(stream && !strcmp(stream, "1")) && xc_transfer_can_pass_fd(cli->conn) &&
-                 strcmp(filename, "-") != 0 &&
-                 (stat(filename, &st) == 0 ? S_ISREG(st.st_mode) : !import);
+    bool by_fd = cli_transfer_by_fd(cli, filename, import);
     char *path = xasprintf("/%s?session_id=%s&task_id=%s&vdi=%s&format=%s%s",
                            import ? "import_raw_vdi" : "export_raw_vdi", sid, tid, vid, fmt,
                            by_fd ? "" : "&chunked=true");
@@ -568,7 +543,7 @@ static int transfer(Cli *cli, bool import)
         xv_free(r);
     }
     xc_transfer_result_release(&res);
-    destroy_task(cli, task);
+    cli_task_destroy(cli, task);
     free(task);
     free(ref);
     return rc;
