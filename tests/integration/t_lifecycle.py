@@ -739,7 +739,8 @@ def test_vifs_and_networks():
     assert param("vif", v2, "currently-attached") == "false"
     xe("vif-destroy", "uuid=" + v2)
     xe("network-destroy", "uuid=" + net)
-    assert "cannot be destroyed" in xe_fails("network-destroy", "uuid=" + net0) or True
+    err = xe_fails("network-destroy", "uuid=" + net0)
+    assert "OPERATION_NOT_ALLOWED" in err and "cannot be destroyed" in err, err
     xe("vm-shutdown", "uuid=" + vm, "--force")
     xe("vm-uninstall", "uuid=" + vm, "--force")
     err = xe_fails("network-destroy", "uuid=" + net0)

@@ -595,7 +595,7 @@ def test_copy_resize_forget_introduce():
                "name-label=back")
     assert u == b and vdi_param(b, "name-label") == "back"
     assert "LOCATION_NOT_UNIQUE" in xe_fails("vdi-introduce", "uuid=" + b, "sr-uuid=" + sr,
-                                             "type=user", "location=" + b) or True
+                                             "type=user", "location=" + b)
     for v in (s, a, b, t):
         xe("vdi-destroy", "uuid=" + v)
 
@@ -702,7 +702,7 @@ def test_sr_lifecycle():
     assert os.path.exists(os.path.join(d, u + ".qcow2"))
     assert int(xe_out("sr-param-get", "uuid=" + sr, "param-name=virtual-allocation")) == 4 * MiB
     assert int(xe_out("sr-param-get", "uuid=" + sr, "param-name=physical-size")) > 0
-    assert "unplug" in xe_fails("sr-destroy", "uuid=" + sr).lower() or True
+    assert "SR_HAS_PBD" in xe_fails("sr-destroy", "uuid=" + sr)
     pbd = xe_out("pbd-list", "sr-uuid=" + sr, "--minimal")
     xe("pbd-unplug", "uuid=" + pbd)
     assert xe_fails("vdi-create", "sr-uuid=" + sr, "name-label=x", "virtual-size=1MiB")
