@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "formats/image_int.h"
@@ -286,6 +288,7 @@ static ImgReader *open_common(int fd, const char *path, const ImgOpenOptions *op
     r->flags = opts->flags;
     atomic_init(&r->bytes_read, 0);
     atomic_init(&r->read_calls, 0);
+    atomic_init(&r->map, NULL);
     if (path && path[0] && !STRPREFIX(path, "<")) {
         char *tmp = xstrdup(path);
         r->dir = xstrdup(dirname(tmp));
@@ -443,6 +446,9 @@ void img_reader_free(ImgReader *r)
         return;
     if (r->drv && r->drv->close && r->priv)
         r->drv->close(r);
+    uint8_t *map = atomic_load(&r->map);
+    if (map)
+        munmap(map, r->file_size);
     img_reader_free(r->parent);
     if (r->fd >= 0)
         close(r->fd);
@@ -514,6 +520,34 @@ ssize_t img_read(ImgReader *r, uint64_t offset, size_t len, void *buf, ImgError 
         len = SSIZE_MAX;
     int ret = r->drv->read(r, offset, len, buf, err);
     return ret < 0 ? ret : (ssize_t)len;
+}
+
+ssize_t img_map(ImgReader *r, uint64_t offset, size_t len, const void **ptr, ImgError *err)
+{
+    if (offset >= r->virtual_size || len == 0 || !r->drv->map)
+        return 0;
+    if (len > r->virtual_size - offset)
+        len = (size_t)(r->virtual_size - offset);
+    if (len > SSIZE_MAX)
+        len = SSIZE_MAX;
+    return r->drv->map(r, offset, len, ptr, err);
+}
+
+const uint8_t *img_file_map(ImgReader *r)
+{
+    uint8_t *m = atomic_load(&r->map);
+    if (m || r->file_size == 0 || r->file_size > SIZE_MAX)
+        return m;
+    void *p = mmap(NULL, (size_t)r->file_size, PROT_READ, MAP_SHARED, r->fd, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uint8_t *expected = NULL;
+    if (!atomic_compare_exchange_strong(&r->map, &expected, (uint8_t *)p)) {
+        /* Another thread mapped it first. */
+        munmap(p, (size_t)r->file_size);
+        return expected;
+    }
+    return p;
 }
 
 int img_block_status(ImgReader *r, uint64_t offset, uint64_t maxlen, unsigned flags,

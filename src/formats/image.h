@@ -155,6 +155,18 @@ void img_reader_stats(const ImgReader *r, ImgReadStats *st);
  */
 ssize_t img_read(ImgReader *r, uint64_t offset, size_t len, void *buf, ImgError *err);
 
+/*
+ * Points *ptr at the bytes of the virtual disk at offset where they lie as
+ * they are in an image file (the data of a raw file, a run of contiguous
+ * qcow2 data clusters, in r or the parent that holds them), in a read-only
+ * mapping of that file kept until img_reader_free(). Returns their length
+ * (1..len), 0 where they are not stored as such (zeros, compressed
+ * clusters, formats without mapping, past the end of the file: use
+ * img_read()), or -errno. Reading the mapping raises SIGBUS if the file
+ * shrinks meanwhile or its disk fails: read it under memguard_run().
+ */
+ssize_t img_map(ImgReader *r, uint64_t offset, size_t len, const void **ptr, ImgError *err);
+
 typedef enum {
     IMG_EXTENT_DATA,        /* allocated; may hold non-zero bytes */
     IMG_EXTENT_ZERO,        /* allocated, or known, as zeros */

@@ -42,6 +42,7 @@ struct ImgReader {
     uint64_t extra_allocated; /* st_blocks of extra files (VMDK extents) */
     atomic_uint_fast64_t bytes_read;
     atomic_uint_fast64_t read_calls;
+    _Atomic(uint8_t *) map; /* the whole file, read-only, once mapped (img_file_map) */
     void *priv;
 };
 
@@ -57,6 +58,8 @@ struct ImgDriver {
     int (*read)(ImgReader *r, uint64_t off, size_t len, uint8_t *buf, ImgError *err);
     /* Top-layer status at off (< virtual size), length <= maxlen. */
     int (*status)(ImgReader *r, uint64_t off, uint64_t maxlen, ImgExtent *ext, ImgError *err);
+    /* Optional: img_map() of [off, off+len) within the virtual size. */
+    ssize_t (*map)(ImgReader *r, uint64_t off, size_t len, const void **ptr, ImgError *err);
     void (*close)(ImgReader *r);
 };
 
@@ -96,6 +99,10 @@ ImgReader *img_open_explicit(ImgReader *r, const char *path, ImgFormat fmt, ImgC
 char *img_resolve_ref(ImgReader *r, const char *ref, ImgError *err);
 
 bool img_is_zero(const void *buf, size_t len);
+
+/* r's file mapped read-only (its first r->file_size bytes), made on first
+ * use and kept until the reader is freed; NULL if it cannot be mapped. */
+const uint8_t *img_file_map(ImgReader *r);
 
 /* The length (<= len, > 0) of the run at host offset off of fd that is all
  * data or all hole; *hole tells which. Where the file system cannot say,

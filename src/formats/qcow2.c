@@ -251,6 +251,53 @@ out:
     return ret;
 }
 
+/*
+ * The run at off of contiguous data clusters of this file, or of clusters
+ * this layer leaves to its parent (then mapped there), up to len.
+ */
+static ssize_t qcow2_map(ImgReader *r, uint64_t off, size_t len, const void **ptr, ImgError *err)
+{
+    Qcow2 *q = r->priv;
+    uint64_t entries[BATCH];
+    uint64_t cl = off >> q->cluster_bits;
+    uint64_t l1i = cl >> q->l2_bits;
+    uint64_t l2i = cl & (q->l2_entries - 1);
+    uint64_t in_cl = off & (q->cluster_size - 1);
+    if (l1i >= q->l1_size)
+        return img_error_set(err, EINVAL, "%s: offset %llu is beyond the L1 table", r->path,
+                             (unsigned long long)off);
+    uint64_t ncl = (in_cl + len + q->cluster_size - 1) >> q->cluster_bits;
+    size_t n = (size_t)MIN(MIN(ncl, q->l2_entries - l2i), BATCH);
+    int ret = get_l2(r, q, l1i, l2i, n, entries, err);
+    if (ret < 0)
+        return ret;
+    ClusterKind kind = classify(q, entries[0]);
+    if (kind != CL_DATA && kind != CL_UNALLOC)
+        return 0;
+    uint64_t host0 = entries[0] & QCOW2_OFFSET_MASK;
+    size_t run = 0;
+    for (size_t i = 0; i < n && run < len; i++) {
+        uint64_t host = entries[i] & QCOW2_OFFSET_MASK;
+        if (classify(q, entries[i]) != kind ||
+            (kind == CL_DATA && (check_data(r, q, host) < 0 ||
+                                 host != host0 + (i << q->cluster_bits))))
+            break;
+        run += (size_t)MIN(q->cluster_size - (i ? 0 : in_cl), (uint64_t)(len - run));
+    }
+    if (run == 0)
+        return 0;
+    if (kind == CL_UNALLOC)
+        return r->parent ? img_map(r->parent, off, run, ptr, err) : 0;
+    uint64_t start = host0 + in_cl;
+    if (start >= r->file_size)
+        return 0;
+    const uint8_t *m = img_file_map(r);
+    if (!m)
+        return 0;
+    *ptr = m + start;
+    return (ssize_t)MIN((uint64_t)run, r->file_size - start);
+}
+
 static int qcow2_status(ImgReader *r, uint64_t off, uint64_t maxlen, ImgExtent *ext,
                         ImgError *err)
 {
@@ -496,5 +543,6 @@ const ImgDriver img_driver_qcow2 = {
     .open = qcow2_open,
     .read = qcow2_read,
     .status = qcow2_status,
+    .map = qcow2_map,
     .close = qcow2_close,
 };

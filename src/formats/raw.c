@@ -27,6 +27,18 @@ static int raw_read(ImgReader *r, uint64_t off, size_t len, uint8_t *buf, ImgErr
     return img_pread_zfill(r, r->fd, buf, len, off, err);
 }
 
+static ssize_t raw_map(ImgReader *r, uint64_t off, size_t len, const void **ptr, ImgError *err)
+{
+    (void)err;
+    if (off >= r->file_size)
+        return 0; /* zeros past the end of the file */
+    const uint8_t *m = img_file_map(r);
+    if (!m)
+        return 0;
+    *ptr = m + off;
+    return (ssize_t)MIN((uint64_t)len, r->file_size - off);
+}
+
 static int raw_status(ImgReader *r, uint64_t off, uint64_t maxlen, ImgExtent *ext,
                       ImgError *err)
 {
@@ -58,6 +70,7 @@ const ImgDriver img_driver_raw = {
     .open = raw_open,
     .read = raw_read,
     .status = raw_status,
+    .map = raw_map,
     .close = NULL,
 };
 

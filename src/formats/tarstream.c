@@ -11,7 +11,9 @@
  *
  * Output: slots filled by the caller and written (or compressed and
  * written) on the caller's thread, or by a worker thread that blocks all
- * signals. Either way a broken pipe yields -EPIPE, never SIGPIPE.
+ * signals. Either way a broken pipe yields -EPIPE, never SIGPIPE. A
+ * regular file is reserved ahead of the writes (fallocate, KEEP_SIZE) and
+ * what was reserved past the end is given back when the stream stops.
  *
  * Nothing here interprets member names or contents.
  */
@@ -1010,7 +1012,19 @@ struct TarStreamOut {
     size_t cbuf_size, cbuf_len;
     int sock;  /* -1 unknown, 0 no, 1 yes */
     bool fifo; /* a pipe: SIGPIPE is possible */
+    /* A regular file: its offset, and how far its blocks are reserved. */
+    bool file;
+    bool prealloc_off; /* the file system declined, or the space ran out */
+    uint64_t pos, prealloc_end;
 };
+
+/*
+ * How far ahead of the writes a regular file's blocks are reserved. Writing
+ * into reserved (unwritten) extents skips the file system's delayed
+ * allocation on every write: on ext4 that is a third of the cost of a
+ * buffered write, and a full disk shows up before the data is copied.
+ */
+#define PREALLOC_AHEAD (64 * MiB)
 
 static void out_set_err(TarStreamOut *out, int err)
 {
@@ -1049,6 +1063,35 @@ static ssize_t writev_no_sigpipe(int fd, const struct iovec *iov, int n)
     return r;
 }
 
+/* Reserves the file's blocks for the n iovecs about to be written, and more. */
+static void out_prealloc(TarStreamOut *out, const struct iovec *v, unsigned n)
+{
+    uint64_t end = out->pos;
+    for (unsigned i = 0; i < n; i++)
+        end += v[i].iov_len;
+    if (out->prealloc_off || end <= out->prealloc_end)
+        return;
+    uint64_t from = MAX(out->prealloc_end, out->pos);
+    uint64_t to = end + PREALLOC_AHEAD;
+    if (fallocate(out->fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) != 0) {
+        /* Not supported here, or no room: the writes themselves tell. */
+        out->prealloc_off = true;
+        return;
+    }
+    out->prealloc_end = to;
+}
+
+/* Gives back the blocks reserved past the end of what was written. */
+static void out_prealloc_release(TarStreamOut *out)
+{
+    struct stat st;
+    if (!out->file || out->prealloc_end <= out->pos || fstat(out->fd, &st) != 0)
+        return;
+    out->prealloc_end = 0;
+    /* Truncating to the size it has frees the blocks past it (ext4, xfs, tmpfs). */
+    (void)!ftruncate(out->fd, st.st_size);
+}
+
 /* Writes n iovecs (n <= SLOT_SEGS) completely, whatever the fd is. */
 static int out_writev_all(TarStreamOut *out, const struct iovec *iov_in, unsigned n)
 {
@@ -1057,6 +1100,8 @@ static int out_writev_all(TarStreamOut *out, const struct iovec *iov_in, unsigne
     unsigned i = 0;
     while (i < n && v[i].iov_len == 0)
         i++;
+    if (out->file)
+        out_prealloc(out, v, n);
     while (i < n) {
         ssize_t r;
         if (out->sock != 0) {
@@ -1091,6 +1136,7 @@ static int out_writev_all(TarStreamOut *out, const struct iovec *iov_in, unsigne
         if (r == 0)
             return -EIO;
         out->bytes_out += (uint64_t)r;
+        out->pos += (uint64_t)r;
         size_t left = (size_t)r;
         while (i < n && left >= v[i].iov_len) {
             left -= v[i].iov_len;
@@ -1236,6 +1282,14 @@ TarStreamOut *tarstream_out_new(const TarStreamOutConfig *cfg, int *errp)
     out->comp = cfg->compression;
     out->cancel = cfg->cancel;
     out->sock = -1;
+    struct stat fst;
+    off_t at;
+    if (fstat(cfg->fd, &fst) == 0 && S_ISREG(fst.st_mode) &&
+        (at = lseek(cfg->fd, 0, SEEK_CUR)) >= 0) {
+        out->file = true;
+        out->sock = 0;
+        out->pos = out->prealloc_end = (uint64_t)at;
+    }
     /*
      * One 1 MiB block (with its headers and checksum member) per slot: a
      * block is read, hashed and written while it is still in the core's L2.
@@ -1458,6 +1512,7 @@ int tarstream_out_finish(TarStreamOut *out)
             if (r < 0)
                 out_set_err(out, r);
         }
+        out_prealloc_release(out);
         return atomic_load(&out->err_fast);
     }
     if (!atomic_load(&out->err_fast) && out->slots[out->cur].bytes) {
@@ -1468,6 +1523,7 @@ int tarstream_out_finish(TarStreamOut *out)
         pthread_mutex_unlock(&out->mu);
     }
     out_stop(out);
+    out_prealloc_release(out);
     return atomic_load(&out->err_fast);
 }
 
@@ -1489,6 +1545,7 @@ void tarstream_out_free(TarStreamOut *out)
         out_set_err(out, -ECANCELED);
         out_stop(out);
     }
+    out_prealloc_release(out);
     pthread_mutex_destroy(&out->mu);
     pthread_cond_destroy(&out->cv_work);
     pthread_cond_destroy(&out->cv_free);

@@ -24,6 +24,7 @@
 #include "formats/xva.h"
 #include "formats/xva_internal.h"
 #include "util/macros.h"
+#include "util/memguard.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
 
@@ -227,6 +228,27 @@ static bool segs_zero(const struct iovec *seg, unsigned n)
     return true;
 }
 
+/* What the exporter needs to know of a block's bytes: are they all zeros
+ * (when they may be skipped), and their checksum. */
+typedef struct BlockScan {
+    Exporter *ex;
+    const struct iovec *seg;
+    unsigned n;
+    bool check_zero;
+    bool zero;
+    char csum[48];
+    size_t clen;
+} BlockScan;
+
+/* Only reads the block (mapped bytes are scanned under memguard_run()). */
+static void block_scan(void *arg)
+{
+    BlockScan *sc = arg;
+    sc->zero = sc->check_zero && segs_zero(sc->seg, sc->n);
+    if (!sc->zero)
+        sc->clen = exp_checksum(sc->ex, sc->seg, sc->n, sc->csum);
+}
+
 /*
  * Points seg at the block's bytes through the source's map callback.
  * Returns the number of pieces, 0 if the source declined (read instead),
@@ -388,7 +410,16 @@ static int exp_disk(Exporter *ex, const char *prefix, const XvaExportDisk *d)
         }
         if (any)
             ex->st.bytes_read += len;
-        if (!must && segs_zero(seg, (unsigned)nseg)) {
+        BlockScan sc = {.ex = ex, .seg = seg, .n = (unsigned)nseg, .check_zero = !must};
+        if (p) {
+            block_scan(&sc);
+        } else if (memguard_run(block_scan, &sc) < 0) {
+            return xva_error_set(ex->err, XVA_ERROR_CALLBACK, -EIO,
+                                 "reading disk %s at offset %" PRIu64
+                                 " failed: its image file shrank or could not be read",
+                                 d->id, off);
+        }
+        if (sc.zero) {
             if (exp_keepalive_due(ex, blockno)) {
                 int r = exp_keepalive(ex, prefix, blockno);
                 if (r < 0)
@@ -403,8 +434,8 @@ static int exp_disk(Exporter *ex, const char *prefix, const XvaExportDisk *d)
             continue;
         }
         snprintf(name, sizeof(name), "%s/%08" PRIu64, prefix, blockno);
-        char csum[48];
-        size_t clen = exp_checksum(ex, seg, (unsigned)nseg, csum);
+        const char *csum = sc.csum;
+        size_t clen = sc.clen;
         if (p) {
             /* Read into the slot: header before it, trailer after it, one commit. */
             tarstream_header_encode(p, name, len, 0, 0644);

@@ -476,6 +476,18 @@ static int src_read(void *opaque, uint64_t off, size_t len, void *buf)
     return 0;
 }
 
+static ssize_t src_map(void *opaque, uint64_t off, size_t len, const void **ptr)
+{
+    ExpSource *s = opaque;
+    ssize_t n = img_map(s->r, off, len, ptr, &s->ie);
+    if (n < 0) {
+        /* The block is read instead, which reports the problem. */
+        memset(&s->ie, 0, sizeof(s->ie));
+        return 0;
+    }
+    return n;
+}
+
 static int src_status(void *opaque, uint64_t off, uint64_t len, bool *allocated, uint64_t *run)
 {
     ExpSource *s = opaque;
@@ -601,7 +613,8 @@ static OpsVmExport *export_prepare(OpsCtx *ctx, const char *vm, const OpsVmExpor
         }
         e->disks[i] = (XvaExportDisk){.id = d->id, .size = d->size,
                                       .source = {.ctx = &e->src[i], .read = src_read,
-                                                 .block_status = src_status}};
+                                                 .block_status = src_status,
+                                                 .map = src_map}};
     }
     e->xo = (XvaExportOptions){.compression = o->compression, .keepalive_ms = 5000,
                                .progress = export_progress, .progress_ctx = e,
