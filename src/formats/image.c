@@ -644,37 +644,91 @@ void img_out_init_sink(ImgOut *o, const ImgSink *sink, const ImgProgress *p, uin
     o->err = err;
 }
 
-static int write_all(ImgOut *o, const void *buf, size_t len, uint64_t off)
+/* Reserves the blocks of a dense seekable output ahead of a write at off. */
+static void out_prealloc(ImgOut *o, uint64_t off, size_t len)
 {
-    const uint8_t *p = buf;
+    if (!o->prealloc || !o->seekable || o->base + off + len <= o->prealloc_end)
+        return;
+    /* Writing into reserved blocks skips the file system's delayed
+     * allocation on every write (a third of a buffered write on ext4). */
+    uint64_t from = MAX(o->prealloc_end, o->base + off);
+    uint64_t to = o->base + off + len + IMG_PREALLOC_AHEAD;
+    if (fallocate(o->fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) == 0)
+        o->prealloc_end = to;
+    else
+        o->prealloc = false; /* not supported, or no room: the writes tell */
+}
+
+/* Writes the n pieces of iov (len bytes in all) at off; iov is consumed. */
+static int writev_all(ImgOut *o, struct iovec *iov, int n, size_t len, uint64_t off)
+{
     if (o->sink) {
         if (off < o->end)
             return img_error_set(o->err, ESPIPE, "a sink cannot be written backwards");
-        if (!len)
-            return 0;
-        int ret = o->sink->write(o->sink->opaque, off, buf, len, o->err);
-        if (ret < 0) {
-            if (o->err && !o->err->code)
-                img_error_set(o->err, -ret, "writing the image: %s", strerror(-ret));
-            return ret;
+        for (int i = 0; i < n; i++) {
+            if (!iov[i].iov_len)
+                continue;
+            int ret = o->sink->write(o->sink->opaque, off, iov[i].iov_base, iov[i].iov_len,
+                                     o->err);
+            if (ret < 0) {
+                if (o->err && !o->err->code)
+                    img_error_set(o->err, -ret, "writing the image: %s", strerror(-ret));
+                return ret;
+            }
+            off += iov[i].iov_len;
+            o->end = off;
         }
-        o->end = off + len;
         return 0;
     }
+    out_prealloc(o, off, len);
+    int i = 0;
     while (len > 0) {
-        ssize_t n = o->seekable ? pwrite(o->fd, p, len, (off_t)(o->base + off))
-                                : write(o->fd, p, len);
-        if (n < 0) {
+        while (iov[i].iov_len == 0)
+            i++;
+        int cnt = MIN(n - i, IOV_MAX);
+        ssize_t k = o->seekable ? pwritev(o->fd, iov + i, cnt, (off_t)(o->base + off))
+                                : writev(o->fd, iov + i, cnt);
+        if (k < 0) {
             if (errno == EINTR)
                 continue;
             return img_error_set(o->err, errno, "writing the image: %s", strerror(errno));
         }
-        p += n;
-        off += (uint64_t)n;
-        len -= (size_t)n;
+        if (k == 0)
+            return img_error_set(o->err, EIO, "writing the image: nothing was written");
+        off += (uint64_t)k;
+        len -= (size_t)k;
+        size_t left = (size_t)k;
+        while (left > 0) {
+            size_t step = MIN(left, iov[i].iov_len);
+            iov[i].iov_base = (uint8_t *)iov[i].iov_base + step;
+            iov[i].iov_len -= step;
+            left -= step;
+            if (iov[i].iov_len == 0 && i + 1 < n)
+                i++;
+        }
     }
     if (off > o->end)
         o->end = off;
+    return 0;
+}
+
+static int write_all(ImgOut *o, const void *buf, size_t len, uint64_t off)
+{
+    struct iovec v = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+    return len ? writev_all(o, &v, 1, len, off) : (o->sink ? writev_all(o, &v, 1, 0, off) : 0);
+}
+
+int img_out_writev(ImgOut *o, struct iovec *iov, int n)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += iov[i].iov_len;
+    if (len == 0)
+        return 0;
+    int ret = writev_all(o, iov, n, len, o->pos);
+    if (ret < 0)
+        return ret;
+    o->pos += len;
     return 0;
 }
 
@@ -758,7 +812,18 @@ int img_out_finish(ImgOut *o)
         return img_error_set(o->err, errno, "extending the output file: %s", strerror(errno));
     if (lseek(o->fd, (off_t)(o->base + o->pos), SEEK_SET) < 0)
         return img_error_set(o->err, errno, "output: %s", strerror(errno));
+    img_out_release(o);
     return 0;
+}
+
+void img_out_release(ImgOut *o)
+{
+    struct stat st;
+    if (!o->prealloc_end || o->sink || fstat(o->fd, &st) != 0)
+        return;
+    o->prealloc_end = 0;
+    /* Truncating to the size it has frees the blocks past it. */
+    (void)!ftruncate(o->fd, st.st_size);
 }
 
 int img_out_tick(ImgOut *o, uint64_t done)
@@ -901,8 +966,10 @@ static int write_out(const ImgSource *src, ImgFormat fmt, const ImgWriteOptions 
     default:
         return img_error_set(err, EINVAL, "cannot write images of format %d", (int)fmt);
     }
-    if (ret < 0)
+    if (ret < 0) {
+        img_out_release(out);
         return ret;
+    }
     ret = img_out_finish(out);
     if (ret < 0)
         return ret;

@@ -295,6 +295,33 @@ int img_write_sink(const ImgSource *src, ImgFormat fmt, const ImgWriteOptions *o
                    const ImgSink *sink, const ImgProgress *progress, uint64_t *length,
                    ImgError *err);
 
+/*
+ * A qcow2 image without a backing file written from data pushed in
+ * increasing virtual offsets, on the caller's thread, into a regular file
+ * from its current position (it must be empty past it). Whole clusters are
+ * written straight from the caller's buffers (all-zero ones left out),
+ * gathered into one pwritev() per flush; a cluster that arrives in pieces
+ * is assembled in a buffer first. What is never pushed reads as zeros.
+ * progress may be NULL; its cancel flag is checked on each write.
+ *
+ *   s = img_qcow2_stream_new(fd, size, opts, progress, &err)
+ *   img_qcow2_stream_write(s, offset, buf, len)...   offsets never go back;
+ *                                                     buf valid until the flush
+ *   img_qcow2_stream_flush(s)                        written: the buffers are free
+ *   img_qcow2_stream_finish(s)                       tables and header
+ *   img_qcow2_stream_free(s)
+ *
+ * Calls return 0 or -errno with err (given to _new) filled; after a failure
+ * every call fails.
+ */
+typedef struct ImgQcow2Stream ImgQcow2Stream;
+ImgQcow2Stream *img_qcow2_stream_new(int fd, uint64_t size, const ImgWriteOptions *opts,
+                                     const ImgProgress *progress, ImgError *err);
+int img_qcow2_stream_write(ImgQcow2Stream *s, uint64_t offset, const void *buf, size_t len);
+int img_qcow2_stream_flush(ImgQcow2Stream *s);
+int img_qcow2_stream_finish(ImgQcow2Stream *s);
+void img_qcow2_stream_free(ImgQcow2Stream *s);
+
 /* img_write() of the whole chain of src (flattened). */
 int img_convert(ImgReader *src, ImgFormat dst_format, const ImgWriteOptions *opts, int out_fd,
                 const ImgProgress *progress, ImgError *err);

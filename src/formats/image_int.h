@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "formats/image.h"
 
@@ -172,6 +173,10 @@ typedef struct ImgOut {
     const ImgProgress *progress;
     uint64_t total;    /* virtual size, for progress */
     ImgError *err;
+    /* Seekable, written densely (qcow2): the file's blocks are reserved
+     * ahead of the writes (fallocate, KEEP_SIZE) up to prealloc_end. */
+    bool prealloc;
+    uint64_t prealloc_end;
 } ImgOut;
 
 int img_out_init(ImgOut *o, int fd, const ImgProgress *p, uint64_t total, ImgError *err);
@@ -179,6 +184,8 @@ void img_out_init_sink(ImgOut *o, const ImgSink *sink, const ImgProgress *p, uin
                        ImgError *err);
 /* Appends at pos. */
 int img_out_write(ImgOut *o, const void *buf, size_t len);
+/* Appends the n pieces of iov at pos (iov is consumed). */
+int img_out_writev(ImgOut *o, struct iovec *iov, int n);
 /* Appends buf, leaving holes for 64 KiB runs of zeros on seekable outputs and
  * sinks. */
 int img_out_write_sparse(ImgOut *o, const void *buf, size_t len);
@@ -188,6 +195,9 @@ int img_out_zeros(ImgOut *o, uint64_t len);
 int img_out_pwrite(ImgOut *o, const void *buf, size_t len, uint64_t off);
 /* Makes the file at least pos long and leaves the fd offset after the image. */
 int img_out_finish(ImgOut *o);
+/* Gives back the blocks reserved past the end of the file (prealloc); done by
+ * img_out_finish(), needed after a failure. */
+void img_out_release(ImgOut *o);
 /* Progress report and cancel check: returns -ECANCELED when cancelled. */
 int img_out_tick(ImgOut *o, uint64_t done);
 
@@ -246,5 +256,7 @@ int vmdk_write(const ImgSource *src, const ImgWriteOptions *o, ImgOut *out, ImgE
 
 /* Largest buffer a writer reads from its source at once. */
 #define IMG_IO_CHUNK (4u * 1024 * 1024)
+/* How far ahead of the writes a dense output's blocks are reserved. */
+#define IMG_PREALLOC_AHEAD (64u * 1024 * 1024)
 
 #endif

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -37,6 +38,7 @@
 
 #include "formats/tarstream.h"
 #include "util/macros.h"
+#include "util/memguard.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
 
@@ -274,6 +276,12 @@ struct TarStreamIn {
 
     /* consumer-side error copy (set when the consumer itself fails) */
     int cons_err;
+
+    /* mapped: the ring is a read-only mapping of the whole file (map_len
+     * bytes at map), the stream its part from the starting offset on */
+    bool mapped;
+    uint8_t *map;
+    size_t map_len;
 };
 
 static void in_set_error(TarStreamIn *in, TarStreamErrorKind kind, const char *fmt, ...)
@@ -544,6 +552,53 @@ static void *in_thread_main(void *arg)
     return NULL;
 }
 
+typedef struct MapCheck {
+    const uint8_t *p;
+    bool tar;
+} MapCheck;
+
+static void map_check(void *arg)
+{
+    MapCheck *c = arg;
+    c->tar = tarstream_header_valid(c->p);
+}
+
+/* Maps an uncompressed tar file: the whole stream is there at once. */
+static bool in_map(TarStreamIn *in, const TarStreamInConfig *cfg)
+{
+    struct stat st;
+    off_t at = lseek(cfg->fd, 0, SEEK_CUR);
+    if (at < 0 || fstat(cfg->fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size < at + TARSTREAM_BLOCK || (uint64_t)st.st_size > SIZE_MAX)
+        return false;
+    if (cfg->compression != TARSTREAM_COMPRESSION_AUTO &&
+        cfg->compression != TARSTREAM_COMPRESSION_NONE)
+        return false;
+    size_t len = (size_t)st.st_size;
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, cfg->fd, 0);
+    if (m == MAP_FAILED)
+        return false;
+    /* Only an uncompressed archive (a tar header first) stays mapped: a
+     * compressed one is read and decompressed as a stream. */
+    MapCheck c = {.p = (const uint8_t *)m + at};
+    if (memguard_run(map_check, &c) < 0 || !c.tar) {
+        munmap(m, len);
+        return false;
+    }
+    madvise(m, len, MADV_SEQUENTIAL);
+    in->mapped = true;
+    in->map = m;
+    in->map_len = len;
+    in->ring = (uint8_t *)m + at;
+    in->ring_size = len - (size_t)at;
+    in->head = in->ring_size;
+    in->eof = true;
+    in->detected = true;
+    in->comp = TARSTREAM_COMPRESSION_NONE;
+    in->threaded = false;
+    return true;
+}
+
 TarStreamIn *tarstream_in_new(const TarStreamInConfig *cfg)
 {
     TarStreamIn *in = xnew0(TarStreamIn, 1);
@@ -553,6 +608,9 @@ TarStreamIn *tarstream_in_new(const TarStreamInConfig *cfg)
     in->comp = cfg->compression;
     in->threaded = cfg->threaded;
     in->cancel = cfg->cancel;
+    in->wake[0] = in->wake[1] = -1;
+    if (cfg->map && !cfg->read && cfg->fd >= 0 && in_map(in, cfg))
+        return in;
     /* Small enough that data read ahead is still in cache when it is used. */
     in->ring_size = cfg->buffer_size ? cfg->buffer_size : (in->threaded ? 2 * MiB : 256 * KiB);
     if (in->ring_size < 4 * KiB)
@@ -560,7 +618,6 @@ TarStreamIn *tarstream_in_new(const TarStreamInConfig *cfg)
     in->low_water = in->ring_size / 4;
     in->ring = xmalloc_page(in->ring_size);
     in->raw = xmalloc_page(IN_RAW_SIZE);
-    in->wake[0] = in->wake[1] = -1;
     if (in->threaded) {
         if (pipe2(in->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
             in->threaded = false;
@@ -606,9 +663,17 @@ void tarstream_in_free(TarStreamIn *in)
     if (in->z_ready)
         inflateEnd(&in->z);
     ZSTD_freeDCtx(in->zd);
-    free(in->ring);
+    if (in->mapped)
+        munmap(in->map, in->map_len);
+    else
+        free(in->ring);
     free(in->raw);
     free(in);
+}
+
+bool tarstream_in_stable(const TarStreamIn *in)
+{
+    return in->mapped;
 }
 
 static bool cancelled(const atomic_bool *c)
@@ -694,6 +759,18 @@ void tarstream_in_advance(TarStreamIn *in, size_t n)
     }
 }
 
+typedef struct MapCopy {
+    void *dst;
+    const void *src;
+    size_t n;
+} MapCopy;
+
+static void map_copy(void *arg)
+{
+    MapCopy *c = arg;
+    memcpy(c->dst, c->src, c->n);
+}
+
 /* Reads up to len bytes, stopping early only at the end: count or -errno. */
 static ssize_t in_read_upto(TarStreamIn *in, void *buf, size_t len)
 {
@@ -705,7 +782,16 @@ static ssize_t in_read_upto(TarStreamIn *in, void *buf, size_t len)
             return r;
         if (r == 0)
             break;
-        memcpy((uint8_t *)buf + got, p, (size_t)r);
+        MapCopy c = {(uint8_t *)buf + got, p, (size_t)r};
+        if (!in->mapped) {
+            map_copy(&c);
+        } else if (memguard_run(map_copy, &c) < 0) {
+            in_set_error(in, TARSTREAM_ERROR_IO,
+                         "reading the file failed: it shrank while being read, or its disk "
+                         "failed");
+            in->cons_err = -EIO;
+            return -EIO;
+        }
         tarstream_in_advance(in, (size_t)r);
         got += (size_t)r;
     }
@@ -747,7 +833,7 @@ TarStreamCompression tarstream_in_compression(const TarStreamIn *in)
 
 TarStreamErrorKind tarstream_in_error(const TarStreamIn *in, const char **message)
 {
-    if (in->cons_err) {
+    if (in->cons_err == -ECANCELED) {
         if (message)
             *message = "cancelled";
         return TARSTREAM_ERROR_CANCELLED;

@@ -95,12 +95,24 @@ typedef struct TarStreamInConfig {
     bool threaded;               /* read and decompress ahead on a worker thread */
     size_t buffer_size;          /* decompressed read-ahead; 0 = 2 MiB (threaded) or 256 KiB */
     const atomic_bool *cancel;   /* optional: waits give up with -ECANCELED once set */
+    /*
+     * fd may be read through a read-only mapping when it is a regular file
+     * holding an uncompressed tar (from its current offset): no read-ahead
+     * copy, and peeked bytes stay where they are until tarstream_in_free()
+     * (tarstream_in_stable()). Reading them raises SIGBUS if the file
+     * shrinks meanwhile: consumers read them under memguard_run() (this
+     * stream's own reads do, and fail with -EIO).
+     */
+    bool map;
 } TarStreamInConfig;
 
 /* Creates an input stream; never fails (errors surface on the first read). */
 TarStreamIn *tarstream_in_new(const TarStreamInConfig *cfg);
 /* Stops the worker thread (if any) and frees everything; accepts NULL. */
 void tarstream_in_free(TarStreamIn *in);
+/* True if the stream is a mapped file: bytes returned by tarstream_in_peek()
+ * stay valid and unchanged until tarstream_in_free(). */
+bool tarstream_in_stable(const TarStreamIn *in);
 
 /*
  * Points *p at the next available bytes (at most max, at least 1) without

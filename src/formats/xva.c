@@ -699,6 +699,8 @@ static int imp_in_error(Importer *im, int r, const char *where)
     default:
         if (r == -ECANCELED)
             return xva_error_set(im->err, XVA_ERROR_CANCELLED, r, "the import was cancelled");
+        if (k == TARSTREAM_ERROR_IO && msg[0])
+            return xva_error_set(im->err, XVA_ERROR_IO, r, "%s (%s)", msg, where);
         return xva_error_set(im->err, XVA_ERROR_IO, r, "reading the stream failed (%s): %s",
                              where, strerror(-r));
     }
@@ -753,35 +755,81 @@ int xva_sink_zero(XvaSinkWriter *w, size_t disk, const char *id, uint64_t off, u
     return 0;
 }
 
-int xva_sink_data(XvaSinkWriter *w, size_t disk, const char *id, uint64_t off, const uint8_t *p,
-                  size_t n)
+/* Runs of 4 KiB grains that are all zeros or all not (a piece is <= 256 KiB
+ * when the data is mapped, so it has at most 65 runs). */
+#define SCAN_RUNS_MAX 80
+typedef struct ZeroScan {
+    const uint8_t *p;
+    size_t n;
+    uint64_t off;
+    size_t nruns;
+    struct {
+        size_t start, end;
+        bool zero;
+    } runs[SCAN_RUNS_MAX];
+} ZeroScan;
+
+/* Splits [0, n) into runs; stops early (nruns == SCAN_RUNS_MAX) if full. */
+static void zero_scan(void *arg)
 {
+    ZeroScan *z = arg;
     size_t i = 0;
-    while (i < n) {
-        size_t ge = MIN(n, i + (size_t)(ZERO_GRAIN - (off + i) % ZERO_GRAIN));
-        bool z = xva_is_zero(p + i, ge - i);
+    z->nruns = 0;
+    while (i < z->n && z->nruns < SCAN_RUNS_MAX) {
+        size_t ge = MIN(z->n, i + (size_t)(ZERO_GRAIN - (z->off + i) % ZERO_GRAIN));
+        bool zero = xva_is_zero(z->p + i, ge - i);
         size_t j = ge;
-        while (j < n) {
-            size_t e = MIN(n, j + ZERO_GRAIN);
-            if (xva_is_zero(p + j, e - j) != z)
+        while (j < z->n) {
+            size_t e = MIN(z->n, j + ZERO_GRAIN);
+            if (xva_is_zero(z->p + j, e - j) != zero)
                 break;
             j = e;
         }
-        int r;
-        if (z) {
-            r = xva_sink_zero(w, disk, id, off + i, j - i);
-        } else {
-            r = xva_sink_flush(w, id);
-            if (r == 0 && w->sink && w->sink->write) {
-                r = w->sink->write(w->sink->ctx, disk, off + i, p + i, j - i);
-                if (r < 0)
-                    r = sink_cb_error(w, r, "writing", id, off + i);
-            }
-            w->st->bytes_data += j - i;
-        }
-        if (r < 0)
-            return r;
+        z->runs[z->nruns].start = i;
+        z->runs[z->nruns].end = j;
+        z->runs[z->nruns].zero = zero;
+        z->nruns++;
         i = j;
+    }
+}
+
+int xva_sink_data(XvaSinkWriter *w, size_t disk, const char *id, uint64_t off, const uint8_t *p,
+                  size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ZeroScan z = {.p = p + done, .n = n - done, .off = off + done};
+        if (!w->stable)
+            zero_scan(&z);
+        else if (memguard_run(zero_scan, &z) < 0)
+            return xva_error_set(w->err, XVA_ERROR_IO, -EIO,
+                                 "reading disk %s at offset %" PRIu64
+                                 " from the archive failed: the file shrank while being read, "
+                                 "or its disk failed",
+                                 id, off + done);
+        for (size_t k = 0; k < z.nruns; k++) {
+            uint64_t at = off + done + z.runs[k].start;
+            size_t len = z.runs[k].end - z.runs[k].start;
+            const uint8_t *q = z.p + z.runs[k].start;
+            int r;
+            if (z.runs[k].zero) {
+                r = xva_sink_zero(w, disk, id, at, len);
+            } else {
+                r = xva_sink_flush(w, id);
+                if (r == 0 && w->sink) {
+                    if (w->stable)
+                        r = w->sink->write_ref(w->sink->ctx, disk, at, q, len);
+                    else if (w->sink->write)
+                        r = w->sink->write(w->sink->ctx, disk, at, q, len);
+                    if (r < 0)
+                        r = sink_cb_error(w, r, "writing", id, at);
+                }
+                w->st->bytes_data += len;
+            }
+            if (r < 0)
+                return r;
+        }
+        done += z.runs[z.nruns - 1].end;
     }
     return 0;
 }
@@ -867,6 +915,22 @@ static int imp_next(Importer *im, TarStreamHeader *h, const char *where)
  * Receives one data member of disk ds whose header is h (its name already
  * known to start with "<id>/") and the checksum member after it.
  */
+typedef struct HashSpan {
+    Importer *im;
+    const uint8_t *p;
+    size_t n;
+    bool sha;
+} HashSpan;
+
+/* Only reads the span (mapped data is hashed under memguard_run()). */
+static void hash_span(void *arg)
+{
+    HashSpan *h = arg;
+    XXH64_update(h->im->xxh, h->p, h->n);
+    if (h->sha)
+        EVP_DigestUpdate(h->im->sha, h->p, h->n);
+}
+
 static int imp_member(Importer *im, DiskState *ds, const TarStreamHeader *h)
 {
     char esc[300];
@@ -926,9 +990,14 @@ static int imp_member(Importer *im, DiskState *ds, const TarStreamHeader *h)
         if (n == 0)
             return xva_error_set(im->err, XVA_ERROR_TRUNCATED, -ENODATA,
                                  "the stream ends inside block %s", esc);
-        XXH64_update(im->xxh, p, (size_t)n);
-        if (sha)
-            EVP_DigestUpdate(im->sha, p, (size_t)n);
+        HashSpan hs = {im, p, (size_t)n, sha};
+        if (!im->w.stable)
+            hash_span(&hs);
+        else if (memguard_run(hash_span, &hs) < 0)
+            return xva_error_set(im->err, XVA_ERROR_IO, -EIO,
+                                 "reading block %s failed: the file shrank while being read, "
+                                 "or its disk failed",
+                                 esc);
         r = imp_deliver(im, ds, off, p, (size_t)n);
         if (r < 0)
             return r;
@@ -1138,8 +1207,17 @@ static void imp_init(Importer *im, const XvaInput *input, const XvaImportSink *s
         .compression = TARSTREAM_COMPRESSION_AUTO,
         .threaded = !opts->no_threads && !input->read,
         .cancel = opts->cancel,
+        .map = input->map && sink && sink->write_ref,
     };
     im->in = tarstream_in_new(&cfg);
+    im->w.stable = tarstream_in_stable(im->in);
+}
+
+/* A failed import of mapped data: the sink lets go of it before it is unmapped. */
+static void imp_stop(Importer *im, int r)
+{
+    if (r < 0 && im->w.stable && im->sink->stop)
+        im->sink->stop(im->sink->ctx);
 }
 
 static void imp_release(Importer *im, XvaImportStats *stats)
@@ -1249,6 +1327,7 @@ int xva_import(const XvaInput *in, const XvaImportSink *sink, const XvaImportOpt
     if (r == 0)
         r = imp_planned(&im, &plan);
     free(plan.disks);
+    imp_stop(&im, r);
     imp_release(&im, stats);
     return r;
 }
@@ -1271,6 +1350,7 @@ int xva_import_raw_tar(const XvaInput *in, uint64_t size, const XvaImportSink *s
     xva_plan_add_disk(&plan, XVA_RAW_TAR_PREFIX, size);
     int r = imp_planned(&im, &plan);
     free(plan.disks);
+    imp_stop(&im, r);
     imp_release(&im, stats);
     return r;
 }

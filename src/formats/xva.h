@@ -182,6 +182,13 @@ typedef struct XvaInput {
     void *ctx;
     /* Reads up to len bytes: count, 0 at the end, or -errno. */
     ssize_t (*read)(void *ctx, void *buf, size_t len);
+    /*
+     * fd is a regular file that may be mapped instead of read (an
+     * uncompressed archive, for a sink with write_ref): its data reaches
+     * the sink without a copy. A file that shrinks meanwhile fails the
+     * import (XVA_ERROR_IO) instead of raising SIGBUS.
+     */
+    bool map;
 } XvaInput;
 
 /* The disks the ova.xml callback expects; filled through xva_plan_add_disk(). */
@@ -212,6 +219,18 @@ typedef struct XvaImportSink {
     int (*disk_begin)(void *ctx, size_t disk, const char *id, uint64_t size);
     /* Data at offset of disk; called with non-zero data only. Required for imports. */
     int (*write)(void *ctx, size_t disk, uint64_t offset, const void *buf, size_t len);
+    /*
+     * Optional, used instead of write when the input is mapped (XvaInput.map):
+     * buf stays valid and unchanged until the disk's disk_end returns, or
+     * until stop (below) returns when the import fails, so the sink may
+     * keep a reference instead of copying. Reading it raises SIGBUS if the
+     * file shrinks: only the kernel should read it (write(2) from it fails
+     * with EFAULT instead), or code under memguard_run().
+     */
+    int (*write_ref)(void *ctx, size_t disk, uint64_t offset, const void *buf, size_t len);
+    /* Optional, with write_ref: the import failed; stop using every buffer
+     * given to write_ref before returning (the mapping goes away). */
+    void (*stop)(void *ctx);
     /*
      * Optional: [offset, offset+len) of disk must read as zeros (skipped
      * blocks and all-zero runs of at least 4 KiB in data). A target created

@@ -29,6 +29,7 @@ typedef struct XvaSinkWriter {
     const XvaImportSink *sink;
     XvaError *err;
     XvaImportStats *st;
+    bool stable; /* the data is mapped: scan it guarded, hand it to write_ref */
     bool zpend;
     size_t zdisk;
     uint64_t zoff, zlen;

@@ -1,13 +1,11 @@
 /*
- * A new VDI's file written from pushed data (vdi_stream.h). The formats
- * layer's qcow2 writer pulls its source (block status, then reads, in
- * increasing offsets, from a thread of its own); the importer pushes. In
- * between sits a bounded ring: the producer copies data in and queues
- * extents (data, or zeros for what it skipped), the writer's callbacks
- * answer block status from the queued extents and copy the data out. Zero
- * runs never enter the ring. The ring holds 8 MiB, more than the writer
- * ever asks for ahead of what it reads (one 4 MiB chunk plus one cluster),
- * so neither side can wait for the other forever.
+ * A new VDI's file written from pushed data (vdi_stream.h). The importer
+ * pushes on its thread; a thread of the writer's own turns the data into
+ * qcow2 (the formats layer's ImgQcow2Stream). In between sits a bounded
+ * ring: the producer copies data in and queues extents (data, or zeros for
+ * what it skipped); the writer writes the data extents from the ring
+ * itself, about 2 MiB at a time in one pwritev(), and frees each batch as
+ * it is written. Zero runs never enter the ring.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +35,8 @@
 typedef struct Extent {
     uint64_t off, len;
     bool data;
-    size_t rpos; /* data: where it starts in the ring (never wraps) */
+    size_t rpos;        /* data: where it starts in the ring (never wraps) */
+    const uint8_t *ref; /* or the caller's memory (ops_vdi_writer_write_ref) */
 } Extent;
 
 struct OpsVdiWriter {
@@ -54,6 +53,7 @@ struct OpsVdiWriter {
     pthread_cond_t cv;
     uint8_t *ring;
     size_t ring_head, ring_used;
+    uint64_t ref_bytes; /* queued by reference, not written yet */
     Extent q[MAX_EXTENTS];
     size_t qhead, qlen;
     uint64_t pushed_end; /* end of what the producer queued */
@@ -79,7 +79,9 @@ static Extent *qat(OpsVdiWriter *w, size_t i)
 static void drop_head(OpsVdiWriter *w)
 {
     Extent *e = qat(w, 0);
-    if (e->data) {
+    if (e->data && e->ref) {
+        w->ref_bytes -= e->len;
+    } else if (e->data) {
         w->ring_head = (w->ring_head + (size_t)e->len) % RING_BYTES;
         w->ring_used -= (size_t)e->len;
     }
@@ -88,132 +90,120 @@ static void drop_head(OpsVdiWriter *w)
     pthread_cond_broadcast(&w->cv);
 }
 
-/* Drops the extents that end at or before off. */
-static void drop_before(OpsVdiWriter *w, uint64_t off)
-{
-    while (w->qlen && qat(w, 0)->off + qat(w, 0)->len <= off)
-        drop_head(w);
-}
+/* ---- the writer (its own thread) ----------------------------------------------------------- */
 
-/* ---- the writer's source (its own thread) ------------------------------------------------- */
+/* Most bytes written at once: ring space comes back in steps this large. */
+#define WRITE_STEP (2u * 1024 * 1024)
+/* Most extents written at once. */
+#define WRITE_PIECES 64
 
-/* Drops the zero extents at the head that end at or before off. Data is
- * dropped by reads only: a status query may look past data not read yet
- * (the rest of a cluster). */
-static void drop_zero_before(OpsVdiWriter *w, uint64_t off)
-{
-    while (w->qlen && !qat(w, 0)->data && qat(w, 0)->off + qat(w, 0)->len <= off)
-        drop_head(w);
-}
+typedef struct Piece {
+    uint64_t off;
+    const uint8_t *p; /* NULL: a zero extent */
+    size_t len;
+} Piece;
 
-/* The index of the first queued extent that ends after off, waiting for
- * the producer if needed; -1 at the end (closed, nothing queued there),
- * -2 when told to stop. */
-static long wait_for(OpsVdiWriter *w, uint64_t off, bool reading)
+/* The next batch from the head of the queue (lock held): data extents up to
+ * WRITE_STEP bytes, zero extents between them. The producer only appends
+ * extents or lengthens the last one, so the pieces stay as taken. */
+static size_t take_batch(OpsVdiWriter *w, Piece *batch)
 {
-    for (;;) {
-        if (w->stop)
-            return -2;
-        if (reading)
-            drop_before(w, off);
-        else
-            drop_zero_before(w, off);
-        for (size_t i = 0; i < w->qlen; i++)
-            if (qat(w, i)->off + qat(w, i)->len > off)
-                return (long)i;
-        if (w->closed)
-            return -1;
-        pthread_cond_wait(&w->cv, &w->lock);
-    }
-}
-
-static int src_status(void *opaque, uint64_t off, uint64_t maxlen, ImgExtent *ext, ImgError *err)
-{
-    OpsVdiWriter *w = opaque;
-    pthread_mutex_lock(&w->lock);
-    long i = wait_for(w, off, false);
-    if (i == -2) {
-        pthread_mutex_unlock(&w->lock);
-        return img_error_set(err, ECANCELED, "the import was stopped");
-    }
-    uint64_t len;
-    ImgExtentKind kind;
-    if (i < 0) {
-        len = maxlen; /* closed: the rest is zeros */
-        kind = IMG_EXTENT_ZERO;
-    } else if (off < qat(w, (size_t)i)->off) {
-        len = qat(w, (size_t)i)->off - off;
-        kind = IMG_EXTENT_ZERO;
-    } else {
-        Extent *e = qat(w, (size_t)i);
-        bool data = e->data;
-        uint64_t end = e->off + e->len;
-        /* Longer runs: follow queued extents of the same kind. */
-        for (size_t k = (size_t)i + 1; k < w->qlen; k++) {
-            Extent *n = qat(w, k);
-            if (n->data != data || (n->off != end && data))
-                break;
-            end = n->off + n->len;
+    size_t nb = 0, bytes = 0;
+    for (size_t i = 0; i < w->qlen && nb < WRITE_PIECES; i++) {
+        Extent *e = qat(w, i);
+        if (!e->data) {
+            batch[nb++] = (Piece){e->off, NULL, (size_t)e->len};
+            continue;
         }
-        len = end - off;
-        kind = data ? IMG_EXTENT_DATA : IMG_EXTENT_ZERO;
+        size_t n = (size_t)e->len;
+        if (nb == 0) {
+            /* A long first extent: up to a 2 MiB boundary (whole clusters). */
+            uint64_t end = (e->off + WRITE_STEP) / WRITE_STEP * WRITE_STEP;
+            n = (size_t)MIN(e->len, end - e->off);
+        } else if (bytes + n > WRITE_STEP) {
+            break;
+        }
+        batch[nb++] = (Piece){e->off, e->ref ? e->ref : w->ring + e->rpos, n};
+        bytes += n;
+        if (n < e->len)
+            break; /* the rest of it comes first next time */
     }
-    pthread_mutex_unlock(&w->lock);
-    *ext = (ImgExtent){off, MIN(len, maxlen), kind};
-    return 0;
+    return nb;
 }
 
-static int src_read(void *opaque, uint64_t off, size_t len, void *buf, ImgError *err)
+/* Frees the batch's pieces from the head of the queue (lock held). */
+static void drop_batch(OpsVdiWriter *w, const Piece *batch, size_t nb)
 {
-    OpsVdiWriter *w = opaque;
-    uint8_t *out = buf;
-    pthread_mutex_lock(&w->lock);
-    while (len) {
-        long i = wait_for(w, off, true);
-        if (i == -2) {
-            pthread_mutex_unlock(&w->lock);
-            return img_error_set(err, ECANCELED, "the import was stopped");
+    for (size_t i = 0; i < nb; i++) {
+        Extent *e = qat(w, 0);
+        if (!batch[i].p) {
+            drop_head(w); /* zeros, however long they grew */
+            continue;
         }
-        size_t n;
-        if (i < 0) {
-            n = len;
-            memset(out, 0, n);
-        } else if (off < qat(w, (size_t)i)->off) {
-            n = (size_t)MIN((uint64_t)len, qat(w, (size_t)i)->off - off);
-            memset(out, 0, n);
+        e->off += batch[i].len;
+        e->len -= batch[i].len;
+        if (e->ref) {
+            e->ref += batch[i].len;
+            w->ref_bytes -= batch[i].len;
         } else {
-            Extent *e = qat(w, (size_t)i);
-            n = (size_t)MIN((uint64_t)len, e->off + e->len - off);
-            if (e->data) {
-                /* The producer never touches queued data: copy unlocked. */
-                const uint8_t *src = w->ring + e->rpos + (off - e->off);
-                pthread_mutex_unlock(&w->lock);
-                memcpy(out, src, n);
-                pthread_mutex_lock(&w->lock);
-            } else {
-                memset(out, 0, n);
-            }
+            e->rpos += batch[i].len;
+            w->ring_head = (w->ring_head + batch[i].len) % RING_BYTES;
+            w->ring_used -= batch[i].len;
         }
-        out += n;
-        off += n;
-        len -= n;
+        if (e->len == 0) {
+            e->data = false; /* its bytes are freed already */
+            drop_head(w);
+        }
     }
-    drop_before(w, off);
+    pthread_cond_broadcast(&w->cv);
+}
+
+/* Writes the data extents as they come, straight from the ring; zero
+ * extents are gaps the qcow2 stream leaves unallocated. */
+static int write_queue(OpsVdiWriter *w, ImgQcow2Stream *s)
+{
+    Piece batch[WRITE_PIECES];
+    pthread_mutex_lock(&w->lock);
+    int r = 0;
+    for (;;) {
+        while (w->qlen == 0 && !w->closed && !w->stop)
+            pthread_cond_wait(&w->cv, &w->lock);
+        if (w->stop) {
+            r = -ECANCELED;
+            break;
+        }
+        if (w->qlen == 0)
+            break; /* closed, and everything written */
+        size_t nb = take_batch(w, batch);
+        pthread_mutex_unlock(&w->lock);
+        for (size_t i = 0; r == 0 && i < nb; i++) {
+            if (batch[i].p)
+                r = img_qcow2_stream_write(s, batch[i].off, batch[i].p, batch[i].len);
+        }
+        if (r == 0)
+            r = img_qcow2_stream_flush(s);
+        pthread_mutex_lock(&w->lock);
+        if (r < 0)
+            break;
+        drop_batch(w, batch, nb);
+    }
     pthread_mutex_unlock(&w->lock);
-    return 0;
+    return r;
 }
 
 static void *writer_thread(void *arg)
 {
     OpsVdiWriter *w = arg;
-    ImgSource src = {.virtual_size = w->size, .opaque = w, .read = src_read,
-                     .block_status = src_status};
     ImgWriteOptions wo;
     img_write_options_init(&wo);
     ImgProgress ip = {.cancel = &w->cancel};
     ImgError ie = {0};
     /* Not flushed: VDI files have the database's durability (vdi_file_publish). */
-    int r = img_write(&src, IMG_FORMAT_QCOW2, &wo, w->fd, &ip, &ie);
+    ImgQcow2Stream *s = img_qcow2_stream_new(w->fd, w->size, &wo, &ip, &ie);
+    int r = s ? write_queue(w, s) : -(ie.code ? ie.code : EIO);
+    if (r == 0)
+        r = img_qcow2_stream_finish(s);
+    img_qcow2_stream_free(s);
     pthread_mutex_lock(&w->lock);
     w->result = r;
     w->ie = ie;
@@ -304,33 +294,40 @@ static int push_zero(OpsVdiWriter *w, uint64_t off, uint64_t len)
     int r = wait_slot(w);
     if (r < 0)
         return r;
-    *qat(w, w->qlen) = (Extent){off, len, false, 0};
+    *qat(w, w->qlen) = (Extent){off, len, false, 0, NULL};
     w->qlen++;
     pthread_cond_broadcast(&w->cv);
     return 0;
+}
+
+/* Every SPACE_CHECK_BYTES pushed: is there still room in the SR? */
+static int space_check(OpsVdiWriter *w, size_t len)
+{
+    w->since_check += len;
+    if (w->since_check < SPACE_CHECK_BYTES)
+        return 0;
+    w->since_check = 0;
+    XsError *e = NULL;
+    if (ops_sr_check_space(w->sr_ref, w->dir, SPACE_CHECK_BYTES, &e))
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    xs_error_free(w->err);
+    w->err = e;
+    w->stop = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->lock);
+    return -ENOSPC;
 }
 
 int ops_vdi_writer_write(OpsVdiWriter *w, uint64_t offset, const void *buf, size_t len)
 {
     if (offset < w->pushed_end || offset > w->size || len > w->size - offset)
         return -EINVAL;
-    w->since_check += len;
-    if (w->since_check >= SPACE_CHECK_BYTES) {
-        w->since_check = 0;
-        XsError *e = NULL;
-        if (!ops_sr_check_space(w->sr_ref, w->dir, SPACE_CHECK_BYTES, &e)) {
-            pthread_mutex_lock(&w->lock);
-            xs_error_free(w->err);
-            w->err = e;
-            w->stop = true;
-            pthread_cond_broadcast(&w->cv);
-            pthread_mutex_unlock(&w->lock);
-            return -ENOSPC;
-        }
-    }
+    int r = space_check(w, len);
+    if (r < 0)
+        return r;
     const uint8_t *p = buf;
     pthread_mutex_lock(&w->lock);
-    int r = 0;
     if (offset > w->pushed_end)
         r = push_zero(w, w->pushed_end, offset - w->pushed_end);
     w->pushed_end = offset;
@@ -353,11 +350,11 @@ int ops_vdi_writer_write(OpsVdiWriter *w, uint64_t offset, const void *buf, size
         memcpy(w->ring + tail, p, n);
         pthread_mutex_lock(&w->lock);
         Extent *last = w->qlen ? qat(w, w->qlen - 1) : NULL;
-        if (last && last->data && last->off + last->len == offset &&
+        if (last && last->data && !last->ref && last->off + last->len == offset &&
             last->rpos + last->len == tail) {
             last->len += n;
         } else {
-            *qat(w, w->qlen) = (Extent){offset, n, true, tail};
+            *qat(w, w->qlen) = (Extent){offset, n, true, tail, NULL};
             w->qlen++;
         }
         w->ring_used += n;
@@ -369,6 +366,54 @@ int ops_vdi_writer_write(OpsVdiWriter *w, uint64_t offset, const void *buf, size
     }
     pthread_mutex_unlock(&w->lock);
     return r;
+}
+
+/* Most bytes queued by reference ahead of the writer: the data is still in
+ * the CPU's cache when it is written. */
+#define REF_AHEAD (8u * 1024 * 1024)
+
+int ops_vdi_writer_write_ref(OpsVdiWriter *w, uint64_t offset, const void *buf, size_t len)
+{
+    if (offset < w->pushed_end || offset > w->size || len > w->size - offset)
+        return -EINVAL;
+    int r = space_check(w, len);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&w->lock);
+    if (offset > w->pushed_end)
+        r = push_zero(w, w->pushed_end, offset - w->pushed_end);
+    while (r == 0 && w->ref_bytes >= REF_AHEAD && !w->done && !w->stop)
+        pthread_cond_wait(&w->cv, &w->lock);
+    if (r == 0)
+        r = wait_slot(w);
+    if (r == 0) {
+        Extent *last = w->qlen ? qat(w, w->qlen - 1) : NULL;
+        if (last && last->data && last->ref && last->off + last->len == offset &&
+            last->ref + last->len == (const uint8_t *)buf) {
+            last->len += len;
+        } else {
+            *qat(w, w->qlen) = (Extent){offset, len, true, 0, buf};
+            w->qlen++;
+        }
+        w->ref_bytes += len;
+        w->pushed_end = offset + len;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return r;
+}
+
+void ops_vdi_writer_stop(OpsVdiWriter *w)
+{
+    if (!w || !w->thread_started)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stop = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->lock);
+    atomic_store(&w->cancel, true);
+    pthread_join(w->thread, NULL);
+    w->thread_started = false;
 }
 
 static void set_failure(OpsVdiWriter *w, int r, XsError **errp)

@@ -40,6 +40,13 @@ const char *ops_vdi_writer_uuid(const OpsVdiWriter *w);
  * zeros; offset + len <= size). 0, or -errno once the conversion failed
  * (then _close tells why). */
 int ops_vdi_writer_write(OpsVdiWriter *w, uint64_t offset, const void *buf, size_t len);
+/* The same without a copy: buf is written from where it is, and must stay
+ * valid and unchanged until _close or _stop returns. At most 8 MiB are
+ * queued ahead of the file. */
+int ops_vdi_writer_write_ref(OpsVdiWriter *w, uint64_t offset, const void *buf, size_t len);
+/* Stops the conversion and waits for it: buffers given to _write_ref are no
+ * longer used when it returns. _close then reports the stop. */
+void ops_vdi_writer_stop(OpsVdiWriter *w);
 /* The data is complete (the rest of the disk is zeros): waits for the
  * file. SR_FULL when the SR filled up, VDI_IO_ERROR, ... */
 bool ops_vdi_writer_close(OpsVdiWriter *w, XsError **errp);

@@ -1112,6 +1112,23 @@ int vm_import_sink_write(void *ctx, size_t disk, uint64_t offset, const void *bu
     return r < 0 ? writer_failed(im, o, r) : 0;
 }
 
+int vm_import_sink_write_ref(void *ctx, size_t disk, uint64_t offset, const void *buf,
+                             size_t len)
+{
+    Importer *im = ctx;
+    ImpObj *o = im->disks[disk];
+    int r = ops_vdi_writer_write_ref(o->writer, offset, buf, len);
+    return r < 0 ? writer_failed(im, o, r) : 0;
+}
+
+void vm_import_sink_stop(void *ctx)
+{
+    Importer *im = ctx;
+    for (size_t i = 0; i < im->n_disks; i++)
+        if (im->disks[i])
+            ops_vdi_writer_stop(im->disks[i]->writer);
+}
+
 int vm_import_sink_disk_end(void *ctx, size_t disk, uint64_t size)
 {
     Importer *im = ctx;

@@ -85,6 +85,9 @@ bool vm_import_plan_objects(Importer *im, XsError **errp);
 int vm_import_sink_ova_xml(void *ctx, const char *xml, size_t len, XvaPlan *plan);
 int vm_import_sink_disk_begin(void *ctx, size_t disk, const char *id, uint64_t size);
 int vm_import_sink_write(void *ctx, size_t disk, uint64_t offset, const void *buf, size_t len);
+int vm_import_sink_write_ref(void *ctx, size_t disk, uint64_t offset, const void *buf,
+                             size_t len);
+void vm_import_sink_stop(void *ctx);
 int vm_import_sink_disk_end(void *ctx, size_t disk, uint64_t size);
 /* Progress of the data (virtual bytes) on the task. */
 void vm_import_progress(void *opaque, uint64_t done, uint64_t total);

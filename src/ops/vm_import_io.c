@@ -31,7 +31,8 @@
 static bool run_stream(Importer *im, const XvaInput *in, XsError **errp)
 {
     XvaImportSink sink = {.ctx = im, .ova_xml = vm_import_sink_ova_xml, .disk_begin = vm_import_sink_disk_begin,
-                          .write = vm_import_sink_write, .disk_end = vm_import_sink_disk_end};
+                          .write = vm_import_sink_write, .write_ref = vm_import_sink_write_ref,
+                          .stop = vm_import_sink_stop, .disk_end = vm_import_sink_disk_end};
     XvaImportOptions xo = {.force = im->force, .progress = vm_import_progress,
                            .progress_ctx = im, .cancel = &im->cancel,
                            .max_ova_xml = MAX_OVA_XML};
@@ -239,7 +240,7 @@ static bool run_local(Importer *im, const char *path, XsError **errp)
     uint8_t head[512];
     ssize_t n = pread(fd, head, sizeof(head), 0);
     if (n > 0 && looks_like_xva(head, (size_t)n)) {
-        XvaInput in = {.fd = fd};
+        XvaInput in = {.fd = fd, .map = true};
         bool ok = run_stream(im, &in, errp);
         close(fd);
         return ok;
@@ -653,7 +654,7 @@ bool ops_vm_import_fd(OpsCtx *ctx, const OpsVmImportOptions *o, int fd, XsValue 
     Importer im;
     vm_import_init(&im, ctx, o);
     OpsCancelWatch *w = ops_cancel_watch_start(ctx, &im.cancel);
-    XvaInput in = {.fd = fd};
+    XvaInput in = {.fd = fd, .map = true};
     bool ok = run_stream(&im, &in, errp);
     ops_cancel_watch_stop(w);
     if (ok) {

@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "formats/image.h"
+#include "util/memguard.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
 
@@ -435,6 +437,198 @@ static void test_sink(void)
     close(fs.fd);
 }
 
+/* img_map() against img_read(): raw files, qcow2 data clusters, a qcow2
+ * overlay that leaves its data to the base. */
+static bool map_matches(ImgReader *r, uint64_t off, size_t len, ssize_t *got)
+{
+    const void *p = NULL;
+    ImgError err = {0};
+    *got = img_map(r, off, len, &p, &err);
+    if (*got <= 0)
+        return false;
+    uint8_t *buf = xmalloc((size_t)*got);
+    bool same = img_read(r, off, (size_t)*got, buf, &err) == *got &&
+                memcmp(buf, p, (size_t)*got) == 0;
+    free(buf);
+    return same;
+}
+
+static void test_map(void)
+{
+    char raw[512], q[512], top[512];
+    snprintf(raw, sizeof(raw), "%s/map.raw", tmpdir);
+    snprintf(q, sizeof(q), "%s/map.qcow2", tmpdir);
+    snprintf(top, sizeof(top), "%s/map-top.qcow2", tmpdir);
+    ImgError err = {0};
+    PatternSource ps = {0};
+    ImgSource src = {DISK, &ps, pat_read, pat_status};
+    int fd = open(raw, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(img_write(&src, IMG_FORMAT_RAW, NULL, fd, NULL, &err) == 0, "map: raw file");
+    close(fd);
+    fd = open(q, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(img_write(&src, IMG_FORMAT_QCOW2, NULL, fd, NULL, &err) == 0, "map: qcow2 file");
+    close(fd);
+    ImgWriteOptions o;
+    img_write_options_init(&o);
+    o.backing_file = "map.qcow2";
+    o.backing_format = "qcow2";
+    CHECK(img_create(top, IMG_FORMAT_QCOW2, DISK, &o, &err) == 0, "map: overlay");
+
+    ImgOpenOptions ro = {.format = IMG_FORMAT_RAW};
+    ImgReader *r = img_open(raw, &ro, &err);
+    ssize_t got = 0;
+    CHECK(r && map_matches(r, 1 * MiB + 5, 100 * KiB, &got) && got == (ssize_t)(100 * KiB),
+          "raw: mapped bytes equal the read ones (%zd)", got);
+    img_reader_free(r);
+
+    r = img_open(q, NULL, &err);
+    CHECK(r && map_matches(r, 1 * MiB, 4 * MiB, &got) && got > 0 && got <= (ssize_t)(2 * MiB),
+          "qcow2: a run of data clusters is mapped (%zd bytes, at most the 2 MiB run)", got);
+    const void *p = NULL;
+    CHECK(r && img_map(r, 5 * MiB, MiB, &p, &err) == 0, "qcow2: nothing mapped in a hole");
+    CHECK(r && img_map(r, DISK, MiB, &p, &err) == 0, "qcow2: nothing mapped past the end");
+    img_reader_free(r);
+
+    r = img_open(top, NULL, &err);
+    CHECK(r && map_matches(r, 30 * MiB, 100 * KiB, &got) && got == (ssize_t)(100 * KiB),
+          "overlay: the base's clusters are mapped through it (%zd)", got);
+    img_reader_free(r);
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+    unsigned sum;
+} SumArgs;
+
+static void sum_bytes(void *arg)
+{
+    SumArgs *a = arg;
+    for (size_t i = 0; i < a->n; i += 4096)
+        a->sum += ((const volatile uint8_t *)a->p)[i];
+}
+
+/* A mapped file that shrinks: the read faults, memguard_run() says so. */
+static void test_memguard(void)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/shrinks.raw", tmpdir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    uint8_t *buf = xmalloc(MiB);
+    memset(buf, 7, MiB);
+    CHECK(fd >= 0 && write(fd, buf, MiB) == (ssize_t)MiB, "memguard: a 1 MiB file");
+    free(buf);
+    ImgOpenOptions ro = {.format = IMG_FORMAT_RAW};
+    ImgError err = {0};
+    ImgReader *r = img_open(path, &ro, &err);
+    const void *p = NULL;
+    ssize_t n = r ? img_map(r, 0, MiB, &p, &err) : -1;
+    SumArgs a = {p, (size_t)MAX(n, 0), 0};
+    CHECK(n == (ssize_t)MiB && memguard_run(sum_bytes, &a) == 0 && a.sum == 7 * 256,
+          "memguard: reading the mapping works");
+    CHECK(ftruncate(fd, 4096) == 0, "memguard: the file shrinks to 4 KiB");
+    a.sum = 0;
+    CHECK(memguard_run(sum_bytes, &a) == -EFAULT, "memguard: the read past the end is an error");
+    a.n = 4096;
+    a.sum = 0;
+    CHECK(memguard_run(sum_bytes, &a) == 0 && a.sum == 7,
+          "memguard: what is left still reads");
+    img_reader_free(r);
+    close(fd);
+}
+
+/* A pushed qcow2: it reads back the pattern, qemu-img agrees, no blocks
+ * are left reserved past its end. */
+static void check_pushed(const char *what, const char *path, const char *raw)
+{
+    ImgError err = {0};
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size + 64 * KiB,
+          "%s: no blocks reserved past the end (%lld bytes on disk for %lld)", what,
+          (long long)st.st_blocks * 512, (long long)st.st_size);
+    ImgReader *r = img_open(path, NULL, &err);
+    CHECK(r && img_reader_format(r) == IMG_FORMAT_QCOW2 && verify_reader(r, DISK),
+          "%s: the qcow2 reads back the pattern", what);
+    img_reader_free(r);
+    if (run_cmd("qemu-img --version >/dev/null 2>&1")) {
+        char cmd[1200];
+        snprintf(cmd, sizeof(cmd), "qemu-img check -q -f qcow2 '%s'", path);
+        CHECK(run_cmd(cmd), "qemu-img check: %s", what);
+        snprintf(cmd, sizeof(cmd), "qemu-img compare -q -f qcow2 -F raw '%s' '%s'", path, raw);
+        CHECK(run_cmd(cmd), "qemu-img compare: %s equals the pattern", what);
+    }
+}
+
+/* The pushed qcow2 writer: pieces of every shape, gaps, clusters in bits. */
+static void test_qcow2_stream(void)
+{
+    char path[512], raw[512];
+    snprintf(path, sizeof(path), "%s/pushed.qcow2", tmpdir);
+    snprintf(raw, sizeof(raw), "%s/pushed-ref.raw", tmpdir);
+    PatternSource ps = {0};
+    ImgError err = {0};
+    int rfd = open(raw, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ImgSource rsrc = {DISK, &ps, pat_read, pat_status};
+    CHECK(img_write(&rsrc, IMG_FORMAT_RAW, NULL, rfd, NULL, &err) == 0, "stream: reference");
+    close(rfd);
+
+    /* The pattern's data runs in pieces of 1, 3000, 4 KiB, 64 KiB + 7, ...
+     * bytes, each flushed at once (the buffer is reused). */
+    static const size_t steps[] = {1, 3000, 4096, 65543, 200000, 1048576, 512};
+    static const uint64_t runs[][2] = {{1 * MiB, 3 * MiB}, {30 * MiB, 30 * MiB + 100 * KiB}};
+    uint8_t *buf = xmalloc(MiB);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    ImgQcow2Stream *s = img_qcow2_stream_new(fd, DISK, NULL, NULL, &err);
+    CHECK(s != NULL, "stream: created (%s)", err.msg);
+    int ret = s ? 0 : -EIO;
+    size_t k = 0;
+    for (size_t i = 0; ret == 0 && i < ARRAY_SIZE(runs); i++) {
+        for (uint64_t off = runs[i][0]; ret == 0 && off < runs[i][1];) {
+            size_t n = (size_t)MIN(steps[k++ % ARRAY_SIZE(steps)], runs[i][1] - off);
+            pat_read(&ps, off, n, buf, &err);
+            ret = img_qcow2_stream_write(s, off, buf, n);
+            if (ret == 0)
+                ret = img_qcow2_stream_flush(s);
+            off += n;
+        }
+    }
+    ret = ret ? ret : img_qcow2_stream_finish(s);
+    CHECK(ret == 0, "stream: %zu odd pieces pushed and finished (%s)", k, err.msg);
+    img_qcow2_stream_free(s);
+    close(fd);
+    check_pushed("odd pieces", path, raw);
+
+    /* Whole buffers kept until the flush: written by reference. */
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    s = img_qcow2_stream_new(fd, DISK, NULL, NULL, &err);
+    uint8_t *a = xmalloc(2 * MiB), *b = xmalloc(100 * KiB);
+    pat_read(&ps, 1 * MiB, 2 * MiB, a, &err);
+    pat_read(&ps, 30 * MiB, 100 * KiB, b, &err);
+    ret = img_qcow2_stream_write(s, 1 * MiB, a, 3 * KiB);
+    ret = ret ? ret : img_qcow2_stream_write(s, 1 * MiB + 3 * KiB, a + 3 * KiB, 2 * MiB - 3 * KiB);
+    ret = ret ? ret : img_qcow2_stream_write(s, 30 * MiB, b, 100 * KiB);
+    ret = ret ? ret : img_qcow2_stream_finish(s);
+    CHECK(ret == 0, "stream: gathered buffers written (%s)", err.msg);
+    img_qcow2_stream_free(s);
+    close(fd);
+    check_pushed("gathered buffers", path, raw);
+
+    /* Offsets never go back; the stream then stays failed. */
+    memset(&err, 0, sizeof(err));
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    s = img_qcow2_stream_new(fd, DISK, NULL, NULL, &err);
+    ret = img_qcow2_stream_write(s, 3 * MiB, a, 100);
+    CHECK(ret == 0 && img_qcow2_stream_write(s, 2 * MiB, a, 10) == -EINVAL && err.msg[0],
+          "stream: going back is refused (%s)", err.msg);
+    CHECK(img_qcow2_stream_finish(s) < 0, "stream: a failed stream does not finish");
+    CHECK(img_qcow2_stream_write(s, 4 * MiB, a, 10) < 0, "stream: nor takes more data");
+    img_qcow2_stream_free(s);
+    close(fd);
+    free(a);
+    free(b);
+    free(buf);
+}
+
 static void test_names(void)
 {
     CHECK(img_format_from_name("vpc") == IMG_FORMAT_VHD, "vpc is VHD");
@@ -459,6 +653,9 @@ int main(void)
     test_qcow2_backing_and_top();
     test_progress_cancel();
     test_concurrent_reads();
+    test_map();
+    test_memguard();
+    test_qcow2_stream();
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

@@ -1752,6 +1752,127 @@ static void test_mutations(void **state)
     memdisk_release(&ds[1]);
 }
 
+/* ========================================================= mapped input */
+
+typedef struct RefSink {
+    MemSink ms;
+    int fd;
+    int refs;       /* write_ref calls */
+    int copies;     /* write calls */
+    int truncate_at; /* >0: the Nth write_ref cuts the file short */
+    int stops;
+} RefSink;
+
+static int rs_write_ref(void *ctx, size_t disk, uint64_t off, const void *buf, size_t len)
+{
+    RefSink *r = ctx;
+    r->refs++;
+    if (r->truncate_at && r->refs == r->truncate_at) {
+        assert_int_equal(ftruncate(r->fd, 4096), 0);
+        return 0;
+    }
+    return ms_write(&r->ms, disk, off, buf, len);
+}
+
+static void rs_stop(void *ctx)
+{
+    ((RefSink *)ctx)->stops++;
+}
+
+static int rs_ova_xml(void *ctx, const char *xml, size_t len, XvaPlan *plan)
+{
+    return ms_ova_xml(&((RefSink *)ctx)->ms, xml, len, plan);
+}
+
+static int rs_begin(void *ctx, size_t disk, const char *id, uint64_t size)
+{
+    return ms_begin(&((RefSink *)ctx)->ms, disk, id, size);
+}
+
+static int rs_write(void *ctx, size_t disk, uint64_t off, const void *buf, size_t len)
+{
+    ((RefSink *)ctx)->copies++;
+    return ms_write(&((RefSink *)ctx)->ms, disk, off, buf, len);
+}
+
+static int rs_zero(void *ctx, size_t disk, uint64_t off, uint64_t len)
+{
+    return ms_zero(&((RefSink *)ctx)->ms, disk, off, len);
+}
+
+static int rs_end(void *ctx, size_t disk, uint64_t size)
+{
+    return ms_end(&((RefSink *)ctx)->ms, disk, size);
+}
+
+/* An uncompressed archive in a file is mapped: its data reaches write_ref
+ * where it lies; a file cut short under the import fails it cleanly. */
+static void test_import_mapped(void **state)
+{
+    static const uint64_t sizes[3] = {5 * MB + 3, 2 * MB, 3 * MB};
+    MemDisk ds[3];
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "Ref:%d", i + 1);
+        memdisk_init(&ds[i], id, sizes[i]);
+        memdisk_fill(&ds[i], 6);
+    }
+    XvaExportOptions o = {.mtime = 1234567890};
+    size_t len;
+    uint8_t *b = export_mem(ds, 3, &o, NULL, &len);
+    for (int round = 0; round < 3; round++) {
+        /* 0: mapped; 1: the file shrinks; 2: compressed (read, not mapped) */
+        int fd = memfd_new();
+        if (round == 2) {
+            XvaExportDisk ed[3];
+            for (int i = 0; i < 3; i++)
+                ed[i] = memdisk_export(&ds[i], true);
+            XvaExportOptions zo = {.compression = XVA_COMPRESSION_ZSTD};
+            XvaError e;
+            assert_int_equal(xva_export(fd, "<x/>", 4, ed, 3, &zo, NULL, &e), 0);
+            assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        } else {
+            assert_int_equal(write(fd, b, len), (ssize_t)len);
+            /* The archive starts at the descriptor's offset, not the file's start. */
+            assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        }
+        RefSink rs = {.fd = fd, .truncate_at = round == 1 ? 1 : 0};
+        memsink_init(&rs.ms, ds, 3);
+        XvaImportSink sink = {.ctx = &rs, .ova_xml = rs_ova_xml, .disk_begin = rs_begin,
+                              .write = rs_write, .write_ref = rs_write_ref, .stop = rs_stop,
+                              .zero = rs_zero, .disk_end = rs_end};
+        XvaInput in = {.fd = fd, .map = true};
+        XvaImportStats st;
+        XvaError err;
+        int r = xva_import(&in, &sink, NULL, &st, &err);
+        if (round == 0) {
+            if (r < 0)
+                fail_msg("mapped import: %s", err.message);
+            assert_true(rs.refs > 0);
+            assert_int_equal(rs.copies, 0);
+            assert_int_equal(rs.stops, 0);
+            memsink_check(&rs.ms, ds);
+        } else if (round == 1) {
+            assert_true(r < 0);
+            assert_int_equal(err.kind, XVA_ERROR_IO);
+            if (!strstr(err.message, "shrank"))
+                fail_msg("unexpected error: %s", err.message);
+            assert_int_equal(rs.stops, 1);
+        } else {
+            if (r < 0)
+                fail_msg("compressed import from a file: %s", err.message);
+            assert_int_equal(rs.refs, 0);
+            assert_true(rs.copies > 0);
+            memsink_check(&rs.ms, ds);
+        }
+        memsink_release(&rs.ms);
+        close(fd);
+    }
+    for (int i = 0; i < 3; i++)
+        memdisk_release(&ds[i]);
+    free(b);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_DFL); /* a SIGPIPE must not be what saves test_epipe */
@@ -1782,6 +1903,7 @@ int main(void)
         cmocka_unit_test(test_v1_parse),
         cmocka_unit_test(test_v1_import),
         cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_import_mapped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
