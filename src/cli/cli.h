@@ -92,7 +92,8 @@ int cli_fail(Cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Calls with the session prepended; prints the error and returns NULL. */
 XsValue *cli_call(Cli *cli, const char *method, XsValue *params);
 /* Waits for an async task, showing progress on a terminal, and returns its
- * decoded result (or NULL after printing the error). */
+ * decoded result (or NULL after printing the error). The task stays: its
+ * owner destroys it (cli_task_destroy). */
 XsValue *cli_wait_task(Cli *cli, const char *task, const char *what);
 /* Draws a progress bar (0..1) on stderr when it is a terminal; done erases it. */
 void cli_progress(Cli *cli, double fraction, bool done);

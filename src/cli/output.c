@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_util.h"
 #include "model/wire.h"
 #include "util/xalloc.h"
 #include "util/banned.h"
@@ -293,10 +294,6 @@ XsValue *cli_wait_task(Cli *cli, const char *task, const char *what)
         }
     }
     free(token);
-    XsValue *p = xv_array();
-    xv_array_push_string(p, task);
-    XsValue *r = xc_call_session(cli->conn, "task.destroy", p, NULL);
-    xv_free(r);
     (void)what;
     return result;
 }
@@ -309,6 +306,7 @@ XsValue *cli_call_async(Cli *cli, const char *method, XsValue *params, const cha
     if (!task)
         return NULL;
     XsValue *r = cli_wait_task(cli, task->s, what);
+    cli_task_destroy(cli, task->s);
     xv_free(task);
     return r;
 }
