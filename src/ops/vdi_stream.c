@@ -319,18 +319,26 @@ static int space_check(OpsVdiWriter *w, size_t len)
     return -ENOSPC;
 }
 
+/* Checks a push of len bytes at offset and queues the zeros between the
+ * previous push and offset. Returns 0 or -errno, with the lock held either
+ * way. */
+static int push_begin(OpsVdiWriter *w, uint64_t offset, size_t len)
+{
+    int r = -EINVAL;
+    if (offset >= w->pushed_end && offset <= w->size && len <= w->size - offset)
+        r = space_check(w, len);
+    pthread_mutex_lock(&w->lock);
+    if (r == 0 && offset > w->pushed_end)
+        r = push_zero(w, w->pushed_end, offset - w->pushed_end);
+    if (r == 0)
+        w->pushed_end = offset;
+    return r;
+}
+
 int ops_vdi_writer_write(OpsVdiWriter *w, uint64_t offset, const void *buf, size_t len)
 {
-    if (offset < w->pushed_end || offset > w->size || len > w->size - offset)
-        return -EINVAL;
-    int r = space_check(w, len);
-    if (r < 0)
-        return r;
+    int r = push_begin(w, offset, len);
     const uint8_t *p = buf;
-    pthread_mutex_lock(&w->lock);
-    if (offset > w->pushed_end)
-        r = push_zero(w, w->pushed_end, offset - w->pushed_end);
-    w->pushed_end = offset;
     while (r == 0 && len) {
         /* Contiguous free room at the tail of the ring. */
         size_t tail = (w->ring_head + w->ring_used) % RING_BYTES;
@@ -374,14 +382,7 @@ int ops_vdi_writer_write(OpsVdiWriter *w, uint64_t offset, const void *buf, size
 
 int ops_vdi_writer_write_ref(OpsVdiWriter *w, uint64_t offset, const void *buf, size_t len)
 {
-    if (offset < w->pushed_end || offset > w->size || len > w->size - offset)
-        return -EINVAL;
-    int r = space_check(w, len);
-    if (r < 0)
-        return r;
-    pthread_mutex_lock(&w->lock);
-    if (offset > w->pushed_end)
-        r = push_zero(w, w->pushed_end, offset - w->pushed_end);
+    int r = push_begin(w, offset, len);
     while (r == 0 && w->ref_bytes >= REF_AHEAD && !w->done && !w->stop)
         pthread_cond_wait(&w->cv, &w->lock);
     if (r == 0)
