@@ -507,14 +507,7 @@ void ops_vdi_writer_free(OpsVdiWriter *w)
 {
     if (!w)
         return;
-    if (w->thread_started) {
-        pthread_mutex_lock(&w->lock);
-        w->stop = true;
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->lock);
-        atomic_store(&w->cancel, true);
-        pthread_join(w->thread, NULL);
-    }
+    ops_vdi_writer_stop(w);
     if (w->fd >= 0)
         close(w->fd);
     if (!w->published && w->dir)
