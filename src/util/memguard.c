@@ -68,14 +68,22 @@ static void install(void)
 int memguard_run(void (*fn)(void *arg), void *arg)
 {
     install();
+    /* A fault while SIGBUS is blocked kills the process whatever the
+     * handler: threads that block every signal (workers) unblock it here. */
+    sigset_t bus, old;
+    sigemptyset(&bus);
+    sigaddset(&bus, SIGBUS);
+    pthread_sigmask(SIG_UNBLOCK, &bus, &old);
     sigjmp_buf env;
     sigjmp_buf *volatile outer = guard_env;
+    int r = 0;
     if (sigsetjmp(env, 1)) {
-        guard_env = outer;
-        return -EFAULT;
+        r = -EFAULT;
+    } else {
+        guard_env = &env;
+        fn(arg);
     }
-    guard_env = &env;
-    fn(arg);
     guard_env = outer;
-    return 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r;
 }

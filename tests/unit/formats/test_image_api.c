@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -508,6 +509,21 @@ static void sum_bytes(void *arg)
         a->sum += ((const volatile uint8_t *)a->p)[i];
 }
 
+/* The guarded read of a shrunk mapping on a thread that blocks every
+ * signal, as the workers of the formats layer do. */
+static void *guarded_blocked(void *arg)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    SumArgs *a = arg;
+    int r = memguard_run(sum_bytes, a);
+    sigset_t now;
+    pthread_sigmask(SIG_SETMASK, NULL, &now);
+    a->sum = r == -EFAULT && sigismember(&now, SIGBUS) ? 1u : 0u;
+    return NULL;
+}
+
 /* A mapped file that shrinks: the read faults, memguard_run() says so. */
 static void test_memguard(void)
 {
@@ -529,6 +545,11 @@ static void test_memguard(void)
     CHECK(ftruncate(fd, 4096) == 0, "memguard: the file shrinks to 4 KiB");
     a.sum = 0;
     CHECK(memguard_run(sum_bytes, &a) == -EFAULT, "memguard: the read past the end is an error");
+    pthread_t t;
+    SumArgs b = a;
+    CHECK(pthread_create(&t, NULL, guarded_blocked, &b) == 0 && pthread_join(t, NULL) == 0 &&
+              b.sum == 1,
+          "memguard: the same on a thread that blocks every signal (mask restored after)");
     a.n = 4096;
     a.sum = 0;
     CHECK(memguard_run(sum_bytes, &a) == 0 && a.sum == 7,
