@@ -755,9 +755,11 @@ int xva_sink_zero(XvaSinkWriter *w, size_t disk, const char *id, uint64_t off, u
     return 0;
 }
 
-/* Runs of 4 KiB grains that are all zeros or all not (a piece is <= 256 KiB
- * when the data is mapped, so it has at most 65 runs). */
-#define SCAN_RUNS_MAX 80
+/* Largest piece of a member scanned at once: hashed and handed on while
+ * still in cache; its 4 KiB grains make at most 65 runs. */
+#define PIECE_MAX (256 * KiB)
+/* Runs of 4 KiB grains that are all zeros or all not. */
+#define SCAN_RUNS_MAX (PIECE_MAX / ZERO_GRAIN + 2)
 typedef struct ZeroScan {
     const uint8_t *p;
     size_t n;
@@ -793,42 +795,45 @@ static void zero_scan(void *arg)
     }
 }
 
+/* Hands the scanned runs of z (at disk offset z->off) to the sink. */
+static int sink_runs(XvaSinkWriter *w, size_t disk, const char *id, const ZeroScan *z)
+{
+    for (size_t k = 0; k < z->nruns; k++) {
+        uint64_t at = z->off + z->runs[k].start;
+        size_t len = z->runs[k].end - z->runs[k].start;
+        const uint8_t *q = z->p + z->runs[k].start;
+        int r;
+        if (z->runs[k].zero) {
+            r = xva_sink_zero(w, disk, id, at, len);
+        } else {
+            r = xva_sink_flush(w, id);
+            if (r == 0 && w->sink) {
+                if (w->stable)
+                    r = w->sink->write_ref(w->sink->ctx, disk, at, q, len);
+                else if (w->sink->write)
+                    r = w->sink->write(w->sink->ctx, disk, at, q, len);
+                if (r < 0)
+                    r = sink_cb_error(w, r, "writing", id, at);
+            }
+            w->st->bytes_data += len;
+        }
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 int xva_sink_data(XvaSinkWriter *w, size_t disk, const char *id, uint64_t off, const uint8_t *p,
                   size_t n)
 {
+    /* Copied data only: mapped data is scanned under memguard_run() (imp_member). */
     size_t done = 0;
     while (done < n) {
         ZeroScan z = {.p = p + done, .n = n - done, .off = off + done};
-        if (!w->stable)
-            zero_scan(&z);
-        else if (memguard_run(zero_scan, &z) < 0)
-            return xva_error_set(w->err, XVA_ERROR_IO, -EIO,
-                                 "reading disk %s at offset %" PRIu64
-                                 " from the archive failed: the file shrank while being read, "
-                                 "or its disk failed",
-                                 id, off + done);
-        for (size_t k = 0; k < z.nruns; k++) {
-            uint64_t at = off + done + z.runs[k].start;
-            size_t len = z.runs[k].end - z.runs[k].start;
-            const uint8_t *q = z.p + z.runs[k].start;
-            int r;
-            if (z.runs[k].zero) {
-                r = xva_sink_zero(w, disk, id, at, len);
-            } else {
-                r = xva_sink_flush(w, id);
-                if (r == 0 && w->sink) {
-                    if (w->stable)
-                        r = w->sink->write_ref(w->sink->ctx, disk, at, q, len);
-                    else if (w->sink->write)
-                        r = w->sink->write(w->sink->ctx, disk, at, q, len);
-                    if (r < 0)
-                        r = sink_cb_error(w, r, "writing", id, at);
-                }
-                w->st->bytes_data += len;
-            }
-            if (r < 0)
-                return r;
-        }
+        zero_scan(&z);
+        int r = sink_runs(w, disk, id, &z);
+        if (r < 0)
+            return r;
         done += z.runs[z.nruns - 1].end;
     }
     return 0;
@@ -837,12 +842,6 @@ int xva_sink_data(XvaSinkWriter *w, size_t disk, const char *id, uint64_t off, c
 static int imp_zero(Importer *im, const DiskState *ds, uint64_t off, uint64_t len)
 {
     return xva_sink_zero(&im->w, ds->index, ds->id, off, len);
-}
-
-static int imp_deliver(Importer *im, const DiskState *ds, uint64_t off, const uint8_t *p,
-                       size_t n)
-{
-    return xva_sink_data(&im->w, ds->index, ds->id, off, p, n);
 }
 
 static int imp_flush_zero(Importer *im, const DiskState *ds)
@@ -911,26 +910,27 @@ static int imp_next(Importer *im, TarStreamHeader *h, const char *where)
     return r;
 }
 
+/* A piece of a data member: hashed, and split into zero and data runs. */
+typedef struct PieceScan {
+    Importer *im;
+    bool sha;
+    ZeroScan z;
+} PieceScan;
+
+/* Only reads the piece, so that mapped data can be scanned under memguard_run(). */
+static void piece_scan(void *arg)
+{
+    PieceScan *ps = arg;
+    XXH64_update(ps->im->xxh, ps->z.p, ps->z.n);
+    if (ps->sha)
+        EVP_DigestUpdate(ps->im->sha, ps->z.p, ps->z.n);
+    zero_scan(&ps->z);
+}
+
 /*
  * Receives one data member of disk ds whose header is h (its name already
  * known to start with "<id>/") and the checksum member after it.
  */
-typedef struct HashSpan {
-    Importer *im;
-    const uint8_t *p;
-    size_t n;
-    bool sha;
-} HashSpan;
-
-/* Only reads the span (mapped data is hashed under memguard_run()). */
-static void hash_span(void *arg)
-{
-    HashSpan *h = arg;
-    XXH64_update(h->im->xxh, h->p, h->n);
-    if (h->sha)
-        EVP_DigestUpdate(h->im->sha, h->p, h->n);
-}
-
 static int imp_member(Importer *im, DiskState *ds, const TarStreamHeader *h)
 {
     char esc[300];
@@ -984,21 +984,21 @@ static int imp_member(Importer *im, DiskState *ds, const TarStreamHeader *h)
     for (uint64_t left = h->size; left > 0;) {
         const uint8_t *p;
         /* Small pieces: each is hashed and handed on while still in cache. */
-        ssize_t n = tarstream_in_peek(im->in, &p, (size_t)MIN(left, (uint64_t)(256 * KiB)));
+        ssize_t n = tarstream_in_peek(im->in, &p, (size_t)MIN(left, (uint64_t)PIECE_MAX));
         if (n < 0)
             return imp_in_error(im, (int)n, esc);
         if (n == 0)
             return xva_error_set(im->err, XVA_ERROR_TRUNCATED, -ENODATA,
                                  "the stream ends inside block %s", esc);
-        HashSpan hs = {im, p, (size_t)n, sha};
+        PieceScan ps = {im, sha, {.p = p, .n = (size_t)n, .off = off}};
         if (!im->w.stable)
-            hash_span(&hs);
-        else if (memguard_run(hash_span, &hs) < 0)
+            piece_scan(&ps);
+        else if (memguard_run(piece_scan, &ps) < 0)
             return xva_error_set(im->err, XVA_ERROR_IO, -EIO,
                                  "reading block %s failed: the file shrank while being read, "
                                  "or its disk failed",
                                  esc);
-        r = imp_deliver(im, ds, off, p, (size_t)n);
+        r = sink_runs(&im->w, ds->index, ds->id, &ps.z);
         if (r < 0)
             return r;
         tarstream_in_advance(im->in, (size_t)n);

@@ -77,7 +77,8 @@ int memguard_run(void (*fn)(void *arg), void *arg)
     sigjmp_buf env;
     sigjmp_buf *volatile outer = guard_env;
     int r = 0;
-    if (sigsetjmp(env, 1)) {
+    /* The mask is put back below, on both paths: sigsetjmp need not save it. */
+    if (sigsetjmp(env, 0)) {
         r = -EFAULT;
     } else {
         guard_env = &env;
