@@ -296,8 +296,7 @@ out:
 /* Pushed data                                                                */
 
 struct ImgQcow2Stream {
-    ImgOut out;
-    ImgError *err;
+    ImgOut out; /* out.err: the caller's ImgError */
     Writer w;
     uint64_t pos;   /* end of the data pushed so far */
     uint8_t *part;  /* a cluster that arrives in pieces */
@@ -323,7 +322,6 @@ ImgQcow2Stream *img_qcow2_stream_new(int fd, uint64_t size, const ImgWriteOption
         return NULL;
     }
     ImgQcow2Stream *s = xnew0(ImgQcow2Stream, 1);
-    s->err = err;
     int ret = img_out_init(&s->out, fd, progress, size, err);
     if (ret == 0 && !s->out.seekable)
         ret = img_error_set(err, ESPIPE, "qcow2 images can only be written to a regular file");
@@ -353,7 +351,7 @@ int img_qcow2_stream_write(ImgQcow2Stream *s, uint64_t offset, const void *buf, 
         return -EIO;
     if (offset < s->pos || offset > s->w.size || len > s->w.size - offset) {
         s->failed = true;
-        return img_error_set(s->err, EINVAL,
+        return img_error_set(s->out.err, EINVAL,
                              "data pushed at %llu+%zu, before the end of the previous data "
                              "(%llu) or past the end of the disk",
                              (unsigned long long)offset, len, (unsigned long long)s->pos);
