@@ -132,25 +132,13 @@ static void sleep_cancellable(OpsCtx *ctx, int64_t seconds)
         usleep(100000);
 }
 
-/* ---- checks at the start of an operation ---------------------------------------- */
-
-/*
- * The common checks of a power operation on vm (inside txn): not a
- * template, snapshot or the control domain; not blocked; state in mask.
- */
-static bool check_vm(OpsCtx *ctx, DbObj *vm, const char *op, unsigned mask, XsError **errp)
-{
-    (void)ctx;
-    return ops_vm_check_operable(vm, op, mask,
-                                 "The control domain stands for the host itself; "
-                                 "use host operations instead.",
-                                 errp);
-}
+/* ---- the start of an operation ------------------------------------------------- */
 
 /*
  * Claims the VM for an API operation: the runtime (no other thread changes
- * it) and the database (current_operations). *token receives the database
- * token for op_end.
+ * it) and the database (current_operations), after the checks of
+ * ops_vm_check_operable (not a template, snapshot or the control domain; not
+ * blocked; state in mask). *token receives the database token for op_end.
  */
 static VmRt *begin_op(OpsCtx *ctx, const char *vm_ref, const char *op, unsigned mask,
                       char **token, XsError **errp)
@@ -174,7 +162,11 @@ static VmRt *begin_op(OpsCtx *ctx, const char *vm_ref, const char *op, unsigned 
     }
     DbTxn *txn = db_begin(ctx->db);
     DbObj *vm = db_get_class(ctx->db, XS_CLASS_VM, vm_ref);
-    if (!vm || !check_vm(ctx, vm, op, mask, errp) ||
+    if (!vm ||
+        !ops_vm_check_operable(vm, op, mask,
+                               "The control domain stands for the host itself; "
+                               "use host operations instead.",
+                               errp) ||
         !ops_op_begin(ctx, txn, vm, op, token, errp)) {
         if (!vm)
             xs_err_handle_invalid(errp, "VM", vm_ref);
