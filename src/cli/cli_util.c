@@ -107,6 +107,12 @@ void cli_task_destroy(Cli *cli, const char *task)
     xs_error_free(err);
 }
 
+double cli_task_progress(const XsValue *rec)
+{
+    const XsValue *pv = xv_struct_get(rec, "progress");
+    return !pv ? 0 : pv->kind == XV_FLOAT ? pv->f : pv->kind == XV_INT ? (double)pv->i : 0;
+}
+
 bool cli_task_state(Cli *cli, const char *task, char status[16], double *progress)
 {
     XsValue *p = xv_array();
@@ -118,8 +124,7 @@ bool cli_task_state(Cli *cli, const char *task, char status[16], double *progres
         return false;
     const char *s = xv_struct_get_string(rec, "status");
     snprintf(status, 16, "%s", s ? s : "");
-    const XsValue *pv = xv_struct_get(rec, "progress");
-    *progress = !pv ? 0 : pv->kind == XV_FLOAT ? pv->f : pv->kind == XV_INT ? (double)pv->i : 0;
+    *progress = cli_task_progress(rec);
     xv_free(rec);
     return true;
 }

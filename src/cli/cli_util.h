@@ -24,6 +24,8 @@ void cli_print_records(Cli *cli, const XsClass *cls, char *const *refs, size_t n
 char *cli_task_create(Cli *cli, const char *label, const char *description);
 /* task.destroy, silently (the task may be gone already). */
 void cli_task_destroy(Cli *cli, const char *task);
+/* The progress field of a task record (0 if missing). */
+double cli_task_progress(const XsValue *rec);
 /* Status ("pending", "success", ...) and progress of a task; false if unreadable. */
 bool cli_task_state(Cli *cli, const char *task, char status[16], double *progress);
 /* Whether a transfer hands the file itself to the server: root on its unix

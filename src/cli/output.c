@@ -236,8 +236,7 @@ XsValue *cli_wait_task(Cli *cli, const char *task, const char *what)
         if (!rec)
             break;
         const char *status = xv_struct_get_string(rec, "status");
-        const XsValue *pv = xv_struct_get(rec, "progress");
-        double progress = !pv ? 0 : pv->kind == XV_FLOAT ? pv->f : pv->kind == XV_INT ? (double)pv->i : 0;
+        double progress = cli_task_progress(rec);
         if (progress != last) {
             draw_progress(cli, progress, false);
             last = progress;
